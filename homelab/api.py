@@ -1,0 +1,85 @@
+"""The JSON API under /api/v1: one NinjaAPI, a router per app.
+
+Scripts authenticate with `Authorization: Bearer <token>` (see `issue_api_token`); the
+browser uses its session (with CSRF). Everything requires authentication except health.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import NinjaAPI, Router, Schema
+from ninja.errors import ValidationError
+from ninja.security import HttpBearer, SessionAuth
+
+from homelab import __version__
+from homelab.services import api_token_authenticate
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        user = api_token_authenticate(raw=token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="Homelab orchestrator API",
+    version="1",
+    urls_namespace="api",
+    auth=[BearerToken(), SessionAuth()],
+    docs_url="/docs",
+)
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request, exc: ValidationError):
+    """Say which field is wrong and why, in one sentence a person can act on."""
+    problems = []
+    for error in exc.errors:
+        location = [str(part) for part in error.get("loc", []) if part not in ("body", "payload", "query", "path")]
+        field = ".".join(location) or "request"
+        problems.append({"field": field, "message": error.get("msg", "is not valid")})
+    detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return api.create_response(request, {"detail": f"Please correct: {detail}", "errors": problems}, status=422)
+
+
+system = Router(tags=["system"])
+
+
+class HealthOut(Schema):
+    status: str
+
+
+class VersionOut(Schema):
+    version: str
+    api: str
+
+
+@system.get("/health", auth=None, response=HealthOut)
+def health(request):
+    return {"status": "ok"}
+
+
+@system.get("/version", response=VersionOut)
+def version(request):
+    return {"version": __version__, "api": "v1"}
+
+
+api.add_router("/system", system)
+
+
+def _register_app_routers() -> None:
+    from devices.api import router as devices_router
+    from devices.api import resources_router
+
+    api.add_router("/devices", devices_router)
+    api.add_router("/resources", resources_router)
+    try:
+        from scheduling.api import router as scheduling_router
+    except ImportError:  # placement not built yet
+        return
+    api.add_router("", scheduling_router)
+
+
+_register_app_routers()

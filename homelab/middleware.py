@@ -1,0 +1,48 @@
+"""Request middleware: trusted proxies and the first-run redirect."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.shortcuts import redirect
+
+
+class TrustedProxyMiddleware:
+    """Use X-Forwarded-For only when the direct peer is a configured proxy.
+
+    CasaOS trusted the header from anyone (CVE-2023-37265); we replace REMOTE_ADDR only
+    for requests whose peer is in HOMELAB_TRUSTED_PROXIES, and take the right-most entry
+    that is not itself a trusted proxy.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+        peer = request.META.get("REMOTE_ADDR", "")
+        if forwarded and peer in settings.TRUSTED_PROXIES:
+            hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+            while hops and hops[-1] in settings.TRUSTED_PROXIES:
+                hops.pop()
+            if hops:
+                request.META["REMOTE_ADDR"] = hops[-1]
+        return self.get_response(request)
+
+
+_FIRST_RUN_EXEMPT = ("/setup/", "/static/", "/api/", "/favicon.ico")
+
+
+class FirstRunMiddleware:
+    """Until an admin account exists, every page leads to the first-run setup."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._has_users = False
+
+    def __call__(self, request):
+        if not self._has_users:
+            self._has_users = get_user_model().objects.exists()
+            if not self._has_users and not request.path.startswith(_FIRST_RUN_EXEMPT):
+                return redirect("first_run")
+        return self.get_response(request)

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from homelab import views
+from homelab.api import api
+
+urlpatterns = [
+    path("setup/", views.first_run, name="first_run"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("settings/tokens/", views.api_tokens, name="api_tokens"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+    path("placement/", include("scheduling.urls")),
+    path("", include("devices.urls")),
+]
