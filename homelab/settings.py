@@ -281,6 +281,7 @@ LOGGING = {
         "paramiko": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
     },
 }
 

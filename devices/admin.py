@@ -1,0 +1,77 @@
+"""Admin for power users: mostly read-only, actions call the same services as the UI."""
+
+from django.contrib import admin, messages
+
+from devices import services
+from devices.fingerprints import fingerprint
+from devices.models import Device, DeviceMetric
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = ("name", "address", "port", "device_type", "location", "status", "last_seen", "arch")
+    list_filter = ("status", "device_type", "always_on")
+    search_fields = ("name", "address", "location")
+    readonly_fields = (
+        "status", "status_detail", "missed_polls", "last_seen", "last_polled",
+        "host_key_type", "pinned_fingerprint", "offered_fingerprint",
+        "ram_total_bytes", "ram_used_bytes", "storage_total_bytes", "storage_used_bytes",
+        "cpu_cores", "cpu_usage_percent", "load_1m", "load_5m", "load_15m", "uptime_seconds",
+        "docker_version", "compose_version", "compose_command", "docker_root_dir",
+        "containers_running", "arch", "os_name", "kernel", "created", "updated",
+    )
+    fields = ("name", "address", "port", "username", "device_type", "location", "always_on", *readonly_fields)
+    actions = ["poll_now", "accept_new_host_key"]
+
+    def has_add_permission(self, request):
+        # Adding needs a login test and key installation: use the "Add device" wizard.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        try:
+            services.device_update(device=Device.objects.get(pk=obj.pk), **changes)
+        except services.DeviceError as exc:
+            self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
+
+    def delete_model(self, request, obj):
+        services.device_remove(device=obj)
+
+    def delete_queryset(self, request, queryset):
+        for device in queryset:
+            services.device_remove(device=device)
+
+    @admin.display(description="Pinned identity (SHA256)")
+    def pinned_fingerprint(self, obj):
+        return fingerprint(obj.host_key)
+
+    @admin.display(description="New identity offered (SHA256)")
+    def offered_fingerprint(self, obj):
+        return fingerprint(obj.offered_host_key)
+
+    @admin.action(description="Check selected devices now")
+    def poll_now(self, request, queryset):
+        for device in queryset:
+            services.device_poll(device_id=device.id)
+        self.message_user(request, f"Checked {queryset.count()} device(s).")
+
+    @admin.action(description="Trust the new identity of selected devices")
+    def accept_new_host_key(self, request, queryset):
+        accepted = 0
+        for device in queryset.exclude(offered_host_key=""):
+            services.device_accept_host_key(device=device)
+            accepted += 1
+        self.message_user(request, f"Trusted the new identity of {accepted} device(s).")
+
+
+@admin.register(DeviceMetric)
+class DeviceMetricAdmin(admin.ModelAdmin):
+    list_display = ("device", "time", "online", "ram_used_bytes", "cpu_usage_percent", "load_1m")
+    list_filter = ("online", "device")
+    date_hierarchy = "time"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

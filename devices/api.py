@@ -1,0 +1,225 @@
+"""Devices and resources in the JSON API. Thin: parse, call one service, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Field, Router, Schema
+from ninja.errors import HttpError
+
+from devices import services
+from devices.models import Device
+
+router = Router(tags=["devices"])
+resources_router = Router(tags=["resources"])
+
+DeviceTypeName = Literal["server", "pi", "nas", "router", "other"]
+
+
+class DeviceOut(Schema):
+    """A device as scripts see it. Never carries a credential."""
+
+    id: int
+    name: str
+    address: str
+    port: int
+    username: str
+    type: str = Field(alias="device_type")
+    location: str
+    always_on: bool
+    status: str
+    status_detail: str
+    last_seen: datetime | None
+    ram_total_bytes: int | None
+    ram_used_bytes: int | None
+    storage_total_bytes: int | None
+    storage_used_bytes: int | None
+    cpu_cores: float | None
+    cpu_usage_percent: float | None
+    load_1m: float | None
+    uptime_seconds: int | None
+    docker_version: str
+    compose_version: str
+    containers_running: int | None
+    arch: str
+    os_name: str
+    host_key_fingerprint: str = ""
+
+
+class DeviceIn(Schema):
+    name: str = Field(..., min_length=1, max_length=63)
+    address: str = Field(..., min_length=1, max_length=253)
+    port: int = Field(22, ge=1, le=65535)
+    username: str = Field(..., min_length=1, max_length=32)
+    password: str | None = Field(None, max_length=1024)
+    private_key: str | None = Field(None, max_length=16384)
+    type: DeviceTypeName = "server"
+    location: str = Field("", max_length=63)
+    always_on: bool = True
+
+
+class DevicePatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=63)
+    address: str | None = Field(None, min_length=1, max_length=253)
+    port: int | None = Field(None, ge=1, le=65535)
+    username: str | None = Field(None, min_length=1, max_length=32)
+    password: str | None = Field(None, max_length=1024)
+    private_key: str | None = Field(None, max_length=16384)
+    type: DeviceTypeName | None = None
+    location: str | None = Field(None, max_length=63)
+    always_on: bool | None = None
+
+
+class ErrorOut(Schema):
+    detail: str
+    status: str = ""
+    field: str | None = None
+    fixes: list[str] = []
+
+
+class DiscoverIn(Schema):
+    cidr: str = Field(..., min_length=1, max_length=64)
+
+
+class CandidateOut(Schema):
+    address: str
+    port: int
+    banner: str
+    already_added: bool
+    device_id: int | None = None
+    device_name: str | None = None
+
+
+class ResourcesOut(Schema):
+    ram_total_bytes: int
+    ram_used_bytes: int
+    storage_total_bytes: int
+    storage_used_bytes: int
+    cpu_cores_total: float
+    cpu_usage_avg_percent: float
+    devices_online: int
+    devices_offline: int
+    apps_total: int
+    apps_running: int
+    pooling_saved_ram_bytes: int
+
+
+def _device_out(device: Device) -> dict:
+    from devices.fingerprints import fingerprint
+
+    data = DeviceOut.from_orm(device).dict(by_alias=False)
+    data["host_key_fingerprint"] = fingerprint(device.host_key)
+    return data
+
+
+def _error(exc: services.DeviceError) -> tuple[int, dict]:
+    code = 422 if exc.status == "invalid" else 409 if exc.status == "conflict" else 400
+    return code, {"detail": exc.message, "status": exc.status, "field": exc.field, "fixes": exc.fixes}
+
+
+@router.get("", response=list[DeviceOut])
+def list_devices(request):
+    return [_device_out(d) for d in Device.objects.all()]
+
+
+@router.post("", response={201: DeviceOut, 400: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def add_device(request, payload: DeviceIn):
+    if not payload.password and not payload.private_key:
+        return 422, {
+            "detail": "Give the device's login password (used once, then forgotten) or a private key.",
+            "status": "invalid",
+            "field": "password",
+        }
+    try:
+        device = services.device_add(
+            name=payload.name,
+            address=payload.address,
+            port=payload.port,
+            username=payload.username,
+            password=payload.password or None,
+            private_key=payload.private_key or None,
+            device_type=payload.type,
+            location=payload.location,
+            always_on=payload.always_on,
+        )
+    except services.DeviceError as exc:
+        return _error(exc)
+    return 201, _device_out(device)
+
+
+@router.get("/{device_id}", response={200: DeviceOut, 404: ErrorOut})
+def get_device(request, device_id: int):
+    return 200, _device_out(_get(device_id))
+
+
+@router.patch("/{device_id}", response={200: DeviceOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def update_device(request, device_id: int, payload: DevicePatch):
+    device = _get(device_id)
+    changes = payload.dict(exclude_unset=True)
+    if "type" in changes:
+        changes["device_type"] = changes.pop("type")
+    changes = {key: value for key, value in changes.items() if value is not None}
+    try:
+        device = services.device_update(device=device, **changes)
+    except services.DeviceError as exc:
+        return _error(exc)
+    return 200, _device_out(device)
+
+
+@router.delete("/{device_id}", response={204: None, 404: ErrorOut})
+def remove_device(request, device_id: int):
+    services.device_remove(device=_get(device_id))
+    return 204, None
+
+
+@router.post("/{device_id}/poll", response={200: DeviceOut, 404: ErrorOut})
+def poll_device(request, device_id: int):
+    device = _get(device_id)
+    device = services.device_poll(device_id=device.id)
+    return 200, _device_out(device)
+
+
+@router.post("/{device_id}/accept-host-key", response={200: DeviceOut, 400: ErrorOut, 404: ErrorOut})
+def accept_host_key(request, device_id: int):
+    device = _get(device_id)
+    if not device.offered_host_key:
+        return 400, {"detail": "This device's identity has not changed; there is nothing to accept."}
+    return 200, _device_out(services.device_accept_host_key(device=device))
+
+
+@router.post("/discover", response={200: list[CandidateOut], 422: ErrorOut})
+def discover(request, payload: DiscoverIn):
+    from devices.discovery import DiscoveryError, discovery_scan
+
+    try:
+        candidates = discovery_scan(cidr=payload.cidr)
+    except DiscoveryError as exc:
+        return 422, {"detail": str(exc), "status": "invalid", "field": "cidr"}
+    return 200, [
+        {
+            "address": c.address,
+            "port": c.port,
+            "banner": c.banner,
+            "already_added": c.already_added,
+            "device_id": getattr(c, "device_id", None),
+            "device_name": c.device_name,
+        }
+        for c in candidates
+    ]
+
+
+@resources_router.get("", response=ResourcesOut)
+def resources(request):
+    from devices.selectors import resources_summary
+
+    return resources_summary()
+
+
+def _get(device_id: int) -> Device:
+    try:
+        return Device.objects.get(pk=device_id)
+    except Device.DoesNotExist:
+        raise HttpError(404, f"There is no device with id {device_id}.") from None
+
+

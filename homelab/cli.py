@@ -1,0 +1,11 @@
+"""The `homelab` command-line entry point: `homelab serve`, `homelab issue_api_token`..."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "homelab.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["homelab", *sys.argv[1:]])

@@ -1,0 +1,36 @@
+"""What the control plane does once at start-up, before serving."""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def verify_encryption_key() -> None:
+    """Refuse to start when stored secrets cannot be read with the current key."""
+    from devices.models import Device
+
+    device = Device.objects.only("id").order_by("id").first()
+    if device is None:
+        return
+    # django-encrypted-model-fields returns the ciphertext unchanged when the key is wrong,
+    # so check that what comes back is a key, not a Fernet token.
+    value = Device.objects.values_list("private_key", flat=True).get(pk=device.pk)
+    if not value.lstrip().startswith("-----BEGIN"):
+        raise RuntimeError(
+            "Saved device logins cannot be read with the encryption key in the data directory. "
+            "Restore the original field_encryption.key from your backup; a new key is never "
+            "generated over existing data."
+        )
+
+
+def prepare_control_plane() -> None:
+    """1. Verify the key. 2. Make sure recurring schedules exist."""
+    verify_encryption_key()
+    try:
+        from devices.tasks import ensure_poll_schedule
+    except ImportError:
+        logger.warning("Device polling is not available yet.")
+        return
+    ensure_poll_schedule()
