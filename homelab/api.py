@@ -6,6 +6,7 @@ browser uses its session (with CSRF). Everything requires authentication except 
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from ninja import NinjaAPI, Router, Schema
 from ninja.errors import ValidationError
@@ -29,6 +30,7 @@ api = NinjaAPI(
     urls_namespace="api",
     auth=[BearerToken(), SessionAuth()],
     docs_url="/docs",
+    docs_decorator=login_required,
 )
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.shortcuts import redirect
+
+
+class LoginRequired(LoginRequiredMiddleware):
+    """Django's login-required default for pages; the API does its own auth (token or session)
+    and answers 401 in JSON instead of redirecting to a login page."""
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.path.startswith("/api/"):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
 
 
 class TrustedProxyMiddleware:
