@@ -11,18 +11,21 @@ class FirstRunForm(UserCreationForm):
 
     class Meta(UserCreationForm.Meta):
         fields = ("username",)
-        help_texts = {"username": "The name you will sign in with, like your first name."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["username"].label = "Your user name"
+        self.fields["username"].help_text = "The name you will sign in with, like your first name."
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
         self.fields["password1"].label = "Choose a password"
-        self.fields["password1"].help_text = (
-            "At least 8 characters, not too common and not all numbers."
-        )
+        self.fields[
+            "password1"
+        ].help_text = "At least 8 characters, not too common and not all numbers."
         self.fields["password2"].label = "Type the password again"
         self.fields["password2"].help_text = "So we know there is no typing mistake."
+        self.fields["username"].error_messages["required"] = "Choose a user name to sign in with."
+        self.fields["password1"].error_messages["required"] = "Choose a password."
+        self.fields["password2"].error_messages["required"] = "Type the password a second time."
 
     def save(self, commit: bool = True):
         user = super().save(commit=False)

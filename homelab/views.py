@@ -35,7 +35,9 @@ def first_run(request: HttpRequest) -> HttpResponse:
                 return redirect("login")
             user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.get_username()}! Now let's add your first device.")
+        messages.success(
+            request, f"Welcome, {user.get_username()}! Now let's add your first device."
+        )
         return redirect("device_add")
     return render(request, "homelab/first_run.html", {"form": form})
 
@@ -59,7 +61,9 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             token = get_object_or_404(ApiToken, pk=request.POST.get("token_id"), user=request.user)
             label = token.name or f"{token.hint}…"
             token.delete()
-            messages.success(request, f"Token “{label}” was revoked. Scripts using it can no longer sign in.")
+            messages.success(
+                request, f"Token “{label}” was revoked. Scripts using it can no longer sign in."
+            )
             return redirect("api_tokens")
         form = ApiTokenForm(request.POST)
         if form.is_valid():

@@ -1,0 +1,46 @@
+/* Small helpers for the server-rendered pages. Everything works without this file;
+   it only makes a few things smoother. */
+(function () {
+  "use strict";
+
+  // "Use this address" in the network scan: fill the wizard's fields in place instead of
+  // reloading, so nothing the person already typed is lost.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-fill-address]");
+    if (!link) return;
+    var address = document.getElementById("id_address");
+    if (!address) return;
+    event.preventDefault();
+    address.value = link.getAttribute("data-fill-address");
+    var port = document.getElementById("id_port");
+    if (port && link.getAttribute("data-fill-port")) port.value = link.getAttribute("data-fill-port");
+    var name = document.getElementById("id_name");
+    var focusTarget = name && !name.value ? name : document.getElementById("id_username") || address;
+    address.scrollIntoView({ behavior: "smooth", block: "center" });
+    focusTarget.focus({ preventScroll: true });
+    var note = document.getElementById("address-filled");
+    if (note) note.textContent = "Address filled in: " + address.value;
+  });
+
+  // "Change address": jump back to the address field.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-focus]");
+    if (!button) return;
+    var field = document.getElementById(button.getAttribute("data-focus"));
+    if (!field) return;
+    event.preventDefault();
+    field.scrollIntoView({ behavior: "smooth", block: "center" });
+    field.focus({ preventScroll: true });
+    if (field.select) field.select();
+  });
+
+  // When a live-updating part of a page finds the session has ended, the server answers
+  // with the login page; go there instead of drawing it inside the dashboard.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.responseURL && xhr.responseURL.indexOf("/accounts/login/") !== -1) {
+      event.detail.shouldSwap = false;
+      window.location.href = xhr.responseURL;
+    }
+  });
+})();
