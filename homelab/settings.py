@@ -248,6 +248,12 @@ DISCOVERY_MAX_HOSTS = env_int("HOMELAB_DISCOVERY_MAX_HOSTS", 1024)
 DISCOVERY_CONCURRENCY = env_int("HOMELAB_DISCOVERY_CONCURRENCY", 64)
 DISCOVERY_TIMEOUT_SECONDS = float(env_str("HOMELAB_DISCOVERY_TIMEOUT_SECONDS", "1.0"))
 
+# Placement: weights of each criterion (any non-negative numbers with a positive sum) and
+# the default policy ("spread" balances devices, "pack" fills the fewest). The admin's
+# "Placement settings" overrides both.
+PLACEMENT_WEIGHTS = {"ram": 40, "storage": 30, "cpu": 15, "load": 10, "uptime": 5}
+PLACEMENT_POLICY = env_str("HOMELAB_PLACEMENT_POLICY", "spread")
+
 Q_CLUSTER: dict = {
     "name": "homelab",
     "workers": env_int("HOMELAB_WORKERS", 2),
