@@ -98,6 +98,8 @@ class Device(models.Model):
     arch = models.CharField(max_length=20, blank=True)
     os_name = models.CharField(max_length=120, blank=True)
     kernel = models.CharField(max_length=120, blank=True)
+    # The last poll's raw CPU counters, so the next poll reports the average since then.
+    cpu_counters = models.JSONField(default=dict, blank=True, editable=False)
 
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -1,0 +1,811 @@
+"""Services that change devices.
+
+Every function is keyword-only. Views, API, admin, tasks and commands call these and
+nothing else to change a device.
+
+Choices worth knowing:
+- Adding a device either succeeds completely or leaves nothing behind in the database:
+  validation, connection, login, key installation, key verification, pre-flight and the
+  first poll all happen before the single INSERT. A device whose login works but whose
+  Docker is missing or stopped IS added, with status `docker_missing` and the fix: the
+  person can install Docker and the device turns online by itself at the next poll.
+- A password is held only in the call that received it: it is sent to the device once
+  (checked against the pinned host key first when there is one) to install our key, and
+  is never saved, logged, queued or put in an error message.
+- A device whose host key changed is never polled nor sent a command until the person
+  accepts the new key (`device_accept_host_key`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+import paramiko
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from devices import metrics as metrics_module
+from devices import ssh
+from devices.models import Device, DeviceMetric, DeviceStatus, DeviceType
+from devices.status import help_for_status
+
+logger = logging.getLogger(__name__)
+
+# Below this much free space on Docker's filesystem the pre-flight warns.
+MIN_FREE_DISK_BYTES = 2 * 1024**3
+
+EDITABLE_FIELDS = ("name", "address", "port", "username", "device_type", "location", "always_on")
+CREDENTIAL_FIELDS = ("password", "private_key")
+CONNECTION_FIELDS = ("address", "port", "username")
+
+
+class DeviceError(Exception):
+    """A problem a person can fix. `status` is a DeviceStatus value or "invalid"/"conflict".
+
+    `message` says what happened in plain words; `fixes` lists what to do next; `field`
+    names the input at fault when there is one; `errors` maps every invalid field to its
+    messages when validation found several.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: str,
+        fixes: list[str] | None = None,
+        field: str | None = None,
+        errors: dict[str, list[str]] | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.fixes = fixes or []
+        self.field = field
+        self.errors = errors or ({field: [message]} if field else {})
+
+
+@dataclass
+class CheckStep:
+    """One line of the wizard's requirements check: ok / failed / warning with words."""
+
+    key: str  # "connect", "login", "docker", "compose", "arch", "os", "disk"
+    label: str  # "Device answers", "Login works", "Docker is installed and running", ...
+    ok: bool
+    detail: str = ""  # e.g. "Docker 20.10.24", "x86_64", or what went wrong
+    fixes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConnectionCheck:
+    ok: bool
+    status: str  # DeviceStatus value the device would get
+    steps: list[CheckStep]
+    host_key_fingerprint: str = ""  # SHA256:... of the key the device presented
+    facts: dict = field(default_factory=dict)  # arch, os_name, docker_version, compose_version...
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _clean_port(port) -> int:
+    try:
+        value = int(port)
+    except (TypeError, ValueError):
+        raise DeviceError(
+            "The port must be a number between 1 and 65535 (SSH usually uses 22).",
+            status="invalid",
+            field="port",
+        ) from None
+    if not 1 <= value <= 65535:
+        raise DeviceError(
+            "The port must be a number between 1 and 65535 (SSH usually uses 22).",
+            status="invalid",
+            field="port",
+        )
+    return value
+
+
+def _validate(device: Device) -> None:
+    """Run the model's validators on every field; raise DeviceError naming the first bad one."""
+    for name in ("name", "address", "username", "location"):
+        value = getattr(device, name)
+        if not isinstance(value, str):
+            raise DeviceError(f"The {name} must be text.", status="invalid", field=name)
+        if value != value.strip():
+            setattr(device, name, value.strip())
+    if device.device_type not in DeviceType.values:
+        raise DeviceError(
+            f"Choose a device type: {', '.join(DeviceType.values)}.",
+            status="invalid",
+            field="device_type",
+        )
+    try:
+        device.full_clean(exclude=["private_key", "public_key"], validate_unique=False)
+    except ValidationError as exc:
+        errors = {key: [str(m) for m in messages] for key, messages in exc.message_dict.items()}
+        first_field = next(iter(errors))
+        raise DeviceError(
+            errors[first_field][0], status="invalid", field=first_field, errors=errors
+        ) from None
+    clash = Device.objects.filter(name=device.name)
+    if device.pk:
+        clash = clash.exclude(pk=device.pk)
+    if clash.exists():
+        raise DeviceError(
+            f"A device named {device.name} already exists. Choose another name.",
+            status="conflict",
+            field="name",
+            fixes=["Choose another name."],
+        )
+
+
+def _require_one_credential(password: str | None, private_key: str | None) -> None:
+    if password and private_key:
+        raise DeviceError(
+            "Give either the password or a private key, not both.",
+            status="invalid",
+            field="password",
+        )
+    if not password and not private_key:
+        raise DeviceError(
+            "Give the device's login password (used once, then forgotten) or a private key.",
+            status="invalid",
+            field="password",
+        )
+
+
+def _key_pair(private_key: str | None) -> ssh.KeyPair:
+    if private_key:
+        try:
+            return ssh.normalize_private_key(private_key)
+        except ssh.InvalidKey as exc:
+            raise DeviceError(str(exc), status="invalid", field="private_key") from None
+    return ssh.generate_key_pair()
+
+
+def _error_from_ssh(exc: ssh.SSHError, *, address: str, port: int, username: str) -> DeviceError:
+    if isinstance(exc, ssh.HostKeyChanged):
+        words = help_for_status(
+            DeviceStatus.HOST_KEY_CHANGED,
+            address=address,
+            port=port,
+            username=username,
+            old_fingerprint=exc.old_fingerprint,
+            new_fingerprint=exc.new_fingerprint,
+        )
+        return DeviceError(exc.message, status=DeviceStatus.HOST_KEY_CHANGED, fixes=words["fixes"])
+    status = exc.status
+    words = help_for_status(
+        status, address=address, port=port, username=username, detail=exc.message
+    )
+    fix_field = {"offline": "address", "auth_failed": "password"}.get(status)
+    if status == "offline" and exc.reason == "refused":
+        fix_field = "port"
+    return DeviceError(
+        f"{words['title']}: {exc.message}" if status == "offline" else exc.message,
+        status=status,
+        fixes=words["fixes"],
+        field=fix_field,
+    )
+
+
+def _docker_status(m: metrics_module.Metrics, username: str) -> tuple[str, str]:
+    """(status, detail) the device gets from what the metrics say about Docker."""
+    if not m.docker_installed:
+        return DeviceStatus.DOCKER_MISSING, "Docker is not installed on the device."
+    if not m.docker_running:
+        problem = m.docker_problem.lower()
+        if "permission denied" in problem:
+            return DeviceStatus.DOCKER_MISSING, (
+                f"Docker is installed, but {username} is not allowed to use it."
+            )
+        return DeviceStatus.DOCKER_MISSING, "Docker is installed but not running on the device."
+    if not m.compose_ok:
+        return DeviceStatus.DOCKER_MISSING, (
+            "Docker runs, but Docker Compose is missing (neither the 'docker compose' plugin "
+            "nor 'docker-compose' was found)."
+        )
+    return DeviceStatus.ONLINE, ""
+
+
+def _metric_fields(m: metrics_module.Metrics) -> dict:
+    return {
+        "ram_total_bytes": m.ram_total_bytes,
+        "ram_used_bytes": m.ram_used_bytes,
+        "storage_total_bytes": m.storage_total_bytes,
+        "storage_used_bytes": m.storage_used_bytes,
+        "cpu_cores": m.cpu_cores,
+        "cpu_usage_percent": m.cpu_usage_percent,
+        "load_1m": m.load_1m,
+        "load_5m": m.load_5m,
+        "load_15m": m.load_15m,
+        "uptime_seconds": m.uptime_seconds,
+        "docker_version": m.docker_version,
+        "compose_version": m.compose_version,
+        "compose_command": m.compose_command,
+        "docker_root_dir": m.docker_root_dir,
+        "containers_running": m.containers_running,
+        "arch": m.arch,
+        "os_name": m.os_name,
+        "kernel": m.kernel,
+        "cpu_counters": m.cpu_counters,
+    }
+
+
+def _history_row(
+    device_id: int, m: metrics_module.Metrics | None, *, now, seconds: float | None
+) -> DeviceMetric:
+    if m is None:
+        return DeviceMetric(device_id=device_id, time=now, online=False, poll_seconds=seconds)
+    return DeviceMetric(
+        device_id=device_id,
+        time=now,
+        online=True,
+        ram_total_bytes=m.ram_total_bytes,
+        ram_used_bytes=m.ram_used_bytes,
+        storage_total_bytes=m.storage_total_bytes,
+        storage_used_bytes=m.storage_used_bytes,
+        cpu_usage_percent=m.cpu_usage_percent,
+        load_1m=m.load_1m,
+        containers_running=m.containers_running,
+        poll_seconds=seconds,
+    )
+
+
+def _transport_runner(transport: paramiko.Transport):
+    def runner(args: list[str]):
+        return ssh.exec_on(transport, ssh.quote_command(args))
+
+    return runner
+
+
+def _preflight_steps(m: metrics_module.Metrics, *, username: str) -> list[CheckStep]:
+    _status, detail = _docker_status(m, username)
+    docker_fixes = help_for_status(
+        DeviceStatus.DOCKER_MISSING, address="", port=22, username=username, detail=detail
+    )["fixes"]
+    steps = []
+    if m.docker_ok:
+        steps.append(
+            CheckStep(
+                "docker", "Docker is installed and running", True, f"Docker {m.docker_version}"
+            )
+        )
+    else:
+        steps.append(
+            CheckStep("docker", "Docker is installed and running", False, detail, docker_fixes)
+        )
+    if m.compose_ok:
+        steps.append(
+            CheckStep(
+                "compose",
+                "Docker Compose is available",
+                True,
+                f"{m.compose_command} {m.compose_version}",
+            )
+        )
+    else:
+        steps.append(
+            CheckStep(
+                "compose",
+                "Docker Compose is available",
+                False,
+                "Neither the 'docker compose' plugin nor 'docker-compose' was found.",
+                [
+                    (
+                        "Install the Compose plugin: apt-get install docker-compose-plugin "
+                        "(or docker-compose on older systems)."
+                    )
+                ],
+            )
+        )
+    steps.append(CheckStep("arch", "Processor type", bool(m.arch), m.arch or "unknown"))
+    steps.append(CheckStep("os", "Operating system", bool(m.os_name), m.os_name or "unknown"))
+    free = None
+    if m.storage_total_bytes is not None and m.storage_used_bytes is not None:
+        free = max(m.storage_total_bytes - m.storage_used_bytes, 0)
+    where = m.docker_root_dir or m.storage_path or "/"
+    if free is None:
+        steps.append(
+            CheckStep(
+                "disk",
+                "Free disk space",
+                False,
+                "Could not read the free space.",
+                ["Check that the df command works on the device."],
+            )
+        )
+    elif free < MIN_FREE_DISK_BYTES:
+        steps.append(
+            CheckStep(
+                "disk",
+                "Free disk space",
+                False,
+                f"Only {_gb(free)} free on {where}.",
+                ["Free up space on the device (docker system prune removes unused images)."],
+            )
+        )
+    else:
+        steps.append(CheckStep("disk", "Free disk space", True, f"{_gb(free)} free on {where}"))
+    return steps
+
+
+def _gb(value: int) -> str:
+    return f"{value / 1024**3:.1f} GB"
+
+
+# --- services -------------------------------------------------------------------------------
+
+
+def device_test_connection(
+    *,
+    address: str,
+    port: int,
+    username: str,
+    password: str | None = None,
+    private_key: str | None = None,
+) -> ConnectionCheck:
+    """Connect, log in and run the pre-flight once. Saves nothing and changes nothing.
+
+    With a password the login is tried with it (no key is installed by this check).
+    """
+    probe = Device(name="check", address=address, port=_clean_port(port), username=username)
+    for name in CONNECTION_FIELDS:
+        model_field = Device._meta.get_field(name)
+        try:
+            setattr(probe, name, model_field.clean(getattr(probe, name), probe))
+        except ValidationError as exc:
+            raise DeviceError(exc.messages[0], status="invalid", field=name) from None
+    _require_one_credential(password, private_key)
+    key_pair = _key_pair(private_key) if private_key else None
+    target = ssh.Target(
+        probe.address,
+        probe.port,
+        probe.username,
+        private_key=key_pair.private_key if key_pair else "",
+    )
+    steps: list[CheckStep] = []
+    try:
+        transport, seen = ssh.open_transport(target, password=password)
+    except ssh.AuthFailed as exc:
+        steps.append(CheckStep("connect", "Device answers", True, f"{address} port {probe.port}"))
+        words = help_for_status(
+            DeviceStatus.AUTH_FAILED,
+            address=address,
+            port=probe.port,
+            username=username,
+            detail=exc.message,
+        )
+        steps.append(CheckStep("login", "Login works", False, exc.message, words["fixes"]))
+        return ConnectionCheck(ok=False, status=DeviceStatus.AUTH_FAILED, steps=steps)
+    except ssh.SSHError as exc:
+        words = help_for_status(
+            DeviceStatus.OFFLINE,
+            address=address,
+            port=probe.port,
+            username=username,
+            detail=exc.message,
+        )
+        steps.append(CheckStep("connect", "Device answers", False, exc.message, words["fixes"]))
+        return ConnectionCheck(ok=False, status=DeviceStatus.OFFLINE, steps=steps)
+    try:
+        steps.append(CheckStep("connect", "Device answers", True, f"{address} port {probe.port}"))
+        steps.append(CheckStep("login", "Login works", True, f"as {username}"))
+        try:
+            m = metrics_module.gather(None, runner=_transport_runner(transport))
+        except ssh.SSHError as exc:
+            steps.append(
+                CheckStep(
+                    "docker",
+                    "Docker is installed and running",
+                    False,
+                    exc.message,
+                    ["Check again; the device stopped answering."],
+                )
+            )
+            return ConnectionCheck(
+                ok=False,
+                status=DeviceStatus.OFFLINE,
+                steps=steps,
+                host_key_fingerprint=seen.fingerprint,
+            )
+    finally:
+        transport.close()
+    steps += _preflight_steps(m, username=username)
+    status, _detail = _docker_status(m, username)
+    facts = {
+        "arch": m.arch,
+        "os_name": m.os_name,
+        "kernel": m.kernel,
+        "docker_version": m.docker_version,
+        "compose_version": m.compose_version,
+        "compose_command": m.compose_command,
+        "ram_total_bytes": m.ram_total_bytes,
+        "cpu_cores": m.cpu_cores,
+        "storage_total_bytes": m.storage_total_bytes,
+        "storage_free_bytes": (m.storage_total_bytes - m.storage_used_bytes)
+        if m.storage_total_bytes is not None and m.storage_used_bytes is not None
+        else None,
+        "host_key_type": seen.key_type,
+    }
+    return ConnectionCheck(
+        ok=all(step.ok for step in steps),
+        status=status,
+        steps=steps,
+        host_key_fingerprint=seen.fingerprint,
+        facts=facts,
+    )
+
+
+def device_add(
+    *,
+    name: str,
+    address: str,
+    port: int = 22,
+    username: str,
+    password: str | None = None,
+    private_key: str | None = None,
+    device_type: str = "server",
+    location: str = "",
+    always_on: bool = True,
+) -> Device:
+    """Add a device. Either it is saved working (online or docker_missing) or nothing is saved.
+
+    1. Validate every field with the model's validators; the name must be new.
+    2. With a private key: check it parses (ed25519/ECDSA/RSA) and use it as the stored key.
+       With a password: generate our ed25519 key, log in with the password, add the public
+       key to ~/.ssh/authorized_keys (idempotent), forget the password.
+    3. Reconnect with the key alone (proving it works) and pin the host key seen.
+    4. Run the pre-flight / first poll over that connection (one command).
+    5. Save the device and its first metric row in one transaction; keep the connection
+       as the device's long-lived one.
+    On any failure before 5 nothing is saved, and a key we installed is taken out again.
+    """
+    device = Device(
+        name=name,
+        address=address,
+        port=_clean_port(port),
+        username=username,
+        device_type=device_type or DeviceType.SERVER,
+        location=location or "",
+        always_on=bool(always_on),
+    )
+    _validate(device)
+    _require_one_credential(password, private_key)
+    key_pair = _key_pair(private_key)
+    target = ssh.Target(
+        device.address, device.port, device.username, private_key=key_pair.private_key
+    )
+    key_transport = None
+    password_transport = None
+    try:
+        started = time.monotonic()
+        try:
+            if password:
+                password_transport, seen = ssh.install_key_with_password(
+                    replace(target, private_key=""),
+                    password=password,
+                    public_key=key_pair.public_key,
+                )
+                password = None  # used once; from here on only the key logs in
+                target = replace(target, host_key_type=seen.key_type, host_key=seen.key_base64)
+            key_transport, seen = ssh.open_transport(target)
+            target = replace(target, host_key_type=seen.key_type, host_key=seen.key_base64)
+            m = metrics_module.gather(None, runner=_transport_runner(key_transport))
+        except ssh.SSHError as exc:
+            if password_transport is not None:
+                _undo_key_install(password_transport, key_pair.public_key)
+            if key_transport is not None:
+                key_transport.close()
+            raise _error_from_ssh(
+                exc, address=device.address, port=device.port, username=device.username
+            ) from None
+        seconds = time.monotonic() - started
+        status, detail = _docker_status(m, device.username)
+        now = timezone.now()
+        device.private_key = key_pair.private_key
+        device.public_key = key_pair.public_key
+        device.host_key_type, device.host_key = seen.key_type, seen.key_base64
+        device.status, device.status_detail = status, detail
+        device.last_seen = device.last_polled = now
+        device.missed_polls = 0
+        for name_, value in _metric_fields(m).items():
+            setattr(device, name_, value)
+        try:
+            with transaction.atomic():
+                device.save()
+                _history_row(device.pk, m, now=now, seconds=seconds).save()
+        except IntegrityError:
+            key_transport.close()
+            if password_transport is not None:
+                _undo_key_install(password_transport, key_pair.public_key)
+            raise DeviceError(
+                f"A device named {device.name} already exists. Choose another name.",
+                status="conflict",
+                field="name",
+            ) from None
+        ssh.connections.adopt(ssh.Target.from_device(device), key_transport)
+        logger.info("Added device %s (%s) with status %s", device.name, device.address, status)
+        return device
+    finally:
+        if password_transport is not None:
+            password_transport.close()
+
+
+def _undo_key_install(transport: paramiko.Transport, public_key: str) -> None:
+    """Best effort: take a key of ours out of authorized_keys (a failed add, a replaced key)."""
+    try:
+        if transport.is_active():
+            ssh.exec_on(transport, ssh.remove_key_command(public_key), timeout=10)
+    except Exception:  # noqa: BLE001 - cleanup must not hide the real error
+        logger.info("Could not take a key of ours off the device")
+
+
+def device_update(*, device: Device, **changes) -> Device:
+    """Change a device's fields; a new password or private key replaces the login key.
+
+    1. Validate the changed fields with the model validators (unknown fields are refused).
+    2. With a password: log in with it (the pinned host key is checked first), install a new
+       generated key, verify it, remove our previous key. With a private key: verify it logs
+       in. Nothing is saved if this fails.
+    3. Save. When the address, port, user or key changed, the old connection is closed and
+       the device is checked again at once.
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS) - set(CREDENTIAL_FIELDS)
+    if unknown:
+        name = min(unknown)
+        raise DeviceError(f"The field {name} cannot be changed.", status="invalid", field=name)
+    password = changes.pop("password", None) or None
+    private_key = changes.pop("private_key", None) or None
+    current = Device.objects.get(pk=device.pk)
+    updated = Device.objects.get(pk=device.pk)
+    if "port" in changes:
+        changes["port"] = _clean_port(changes["port"])
+    if "always_on" in changes:
+        changes["always_on"] = bool(changes["always_on"])
+    for name, value in changes.items():
+        setattr(updated, name, "" if value is None and name == "location" else value)
+    _validate(updated)
+    connection_changed = any(getattr(updated, n) != getattr(current, n) for n in CONNECTION_FIELDS)
+
+    if password and private_key:
+        _require_one_credential(password, private_key)
+    new_keys: ssh.KeyPair | None = None
+    if password or private_key:
+        if current.status == DeviceStatus.HOST_KEY_CHANGED:
+            raise DeviceError(
+                "The device's identity changed; accept or refuse the new identity before "
+                "changing its login.",
+                status=DeviceStatus.HOST_KEY_CHANGED,
+            )
+        new_keys = _key_pair(private_key)
+        target = ssh.Target(
+            updated.address,
+            updated.port,
+            updated.username,
+            private_key=new_keys.private_key,
+            host_key_type=current.host_key_type,
+            host_key=current.host_key,
+        )
+        password_transport = None
+        try:
+            if password:
+                password_transport, _seen = ssh.install_key_with_password(
+                    replace(target, private_key=""),
+                    password=password,
+                    public_key=new_keys.public_key,
+                )
+                password = None
+            key_transport, _seen = ssh.open_transport(target)
+            # The new key works: take our previous key off the device (never the person's own).
+            if (
+                current.public_key.endswith(ssh.KEY_COMMENT)
+                and current.public_key != new_keys.public_key
+            ):
+                _undo_key_install(key_transport, current.public_key)
+            key_transport.close()
+        except ssh.SSHError as exc:
+            if password_transport is not None:
+                _undo_key_install(password_transport, new_keys.public_key)
+            raise _error_from_ssh(
+                exc, address=updated.address, port=updated.port, username=updated.username
+            ) from None
+        finally:
+            if password_transport is not None:
+                password_transport.close()
+        updated.private_key, updated.public_key = new_keys.private_key, new_keys.public_key
+
+    recheck = connection_changed or new_keys is not None
+    if recheck:
+        updated.status = (
+            DeviceStatus.PENDING
+            if updated.status != DeviceStatus.HOST_KEY_CHANGED
+            else updated.status
+        )
+        updated.missed_polls = 0
+        updated.status_detail = ""
+    fields = list(changes) + (["private_key", "public_key"] if new_keys else [])
+    if recheck:
+        fields += ["status", "missed_polls", "status_detail"]
+    try:
+        updated.save(update_fields=sorted(set(fields)) + ["updated"])
+    except IntegrityError:
+        raise DeviceError(
+            f"A device named {updated.name} already exists. Choose another name.",
+            status="conflict",
+            field="name",
+        ) from None
+    if recheck:
+        ssh.connections.close(updated.pk)
+        if updated.status != DeviceStatus.HOST_KEY_CHANGED:
+            return _poll(updated.pk, count_misses=False)
+    return updated
+
+
+def device_remove(*, device: Device) -> None:
+    """Forget a device: close its connection, take our key off it if reachable, delete it.
+
+    The key is taken off only when it is one we generated (never the person's own key) and
+    the device's identity has not changed (we never run anything on a changed identity).
+    """
+    if device.public_key.endswith(ssh.KEY_COMMENT) and device.status in (
+        DeviceStatus.ONLINE,
+        DeviceStatus.DOCKER_MISSING,
+        DeviceStatus.PENDING,
+    ):
+        try:
+            target = ssh.Target.from_device(device)
+            transport = ssh.connections.transport(target)
+            ssh.exec_on(transport, ssh.remove_key_command(device.public_key), timeout=10)
+        except Exception:  # noqa: BLE001 - removal goes ahead even if the device is away
+            logger.info("Could not remove our key from %s; removing the device anyway", device.name)
+    ssh.connections.close(device.pk)
+    Device.objects.filter(pk=device.pk).delete()
+
+
+def device_poll(*, device_id: int) -> Device:
+    """Poll one device over its long-lived connection and record what it reports.
+
+    - success: latest metrics on the device + one DeviceMetric row; status online (or
+      docker_missing); missed polls reset.
+    - unreachable: missed_polls += 1; offline once it reaches OFFLINE_AFTER_MISSED_POLLS
+      (the last metrics stay, shown as stale by the status and last_seen).
+    - login refused: auth_failed. Changed host key: host_key_changed with the offered key
+      stored; nothing ran on the device.
+    - a device already in host_key_changed is not touched at all.
+    """
+    return _poll(device_id, count_misses=True)
+
+
+def _poll(device_id: int, *, count_misses: bool) -> Device:
+    try:
+        device = Device.objects.get(pk=device_id)
+    except Device.DoesNotExist:
+        ssh.connections.close(device_id)
+        raise
+    if device.status == DeviceStatus.HOST_KEY_CHANGED:
+        return device
+    started = time.monotonic()
+    now = timezone.now()
+    queryset = Device.objects.filter(pk=device_id)
+    try:
+        known_docker = None
+        if device.status == DeviceStatus.ONLINE:
+            known_docker = {
+                "docker_root_dir": device.docker_root_dir,
+                "compose_command": device.compose_command,
+                "compose_version": device.compose_version,
+            }
+        m = metrics_module.gather(
+            device,
+            previous=device.cpu_counters,
+            docker_info=lambda: ssh.docker_client(device).info(),
+            known_docker=known_docker,
+        )
+    except ssh.HostKeyChanged as exc:
+        ssh.connections.close(device_id)
+        queryset.update(
+            status=DeviceStatus.HOST_KEY_CHANGED,
+            offered_host_key_type=exc.new.key_type,
+            offered_host_key=exc.new.key_base64,
+            status_detail=exc.message,
+            last_polled=now,
+        )
+        logger.warning(
+            "Device %s presented a changed host key (%s); stopped all work on it",
+            device.name,
+            exc.new_fingerprint,
+        )
+    except ssh.AuthFailed as exc:
+        ssh.connections.close(device_id)
+        queryset.update(
+            status=DeviceStatus.AUTH_FAILED,
+            status_detail=exc.message,
+            last_polled=now,
+            missed_polls=0,
+        )
+        DeviceMetric.objects.create(
+            device_id=device_id, time=now, online=False, poll_seconds=time.monotonic() - started
+        )
+    except ssh.SSHError as exc:
+        ssh.connections.close(device_id)
+        threshold = settings.OFFLINE_AFTER_MISSED_POLLS if count_misses else 1
+        queryset.update(
+            missed_polls=F("missed_polls") + 1, last_polled=now, status_detail=exc.message
+        )
+        (
+            queryset.filter(missed_polls__gte=threshold)
+            .exclude(status=DeviceStatus.HOST_KEY_CHANGED)
+            .update(status=DeviceStatus.OFFLINE)
+        )
+        DeviceMetric.objects.create(
+            device_id=device_id, time=now, online=False, poll_seconds=time.monotonic() - started
+        )
+    else:
+        seconds = time.monotonic() - started
+        status, detail = _docker_status(m, device.username)
+        with transaction.atomic():
+            queryset.exclude(status=DeviceStatus.HOST_KEY_CHANGED).update(
+                status=status,
+                status_detail=detail,
+                missed_polls=0,
+                last_seen=now,
+                last_polled=now,
+                **_metric_fields(m),
+            )
+            _history_row(device_id, m, now=now, seconds=seconds).save()
+    return Device.objects.get(pk=device_id)
+
+
+def devices_poll_all() -> int:
+    """Queue one poll task per device (never for a device whose identity changed)."""
+    from django_q.tasks import async_task
+
+    metrics_prune()
+    count = 0
+    for device_id in Device.objects.exclude(status=DeviceStatus.HOST_KEY_CHANGED).values_list(
+        "pk", flat=True
+    ):
+        async_task(
+            "devices.tasks.poll_device",
+            device_id,
+            group="device-poll",
+            task_name=f"poll-device-{device_id}",
+        )
+        count += 1
+    return count
+
+
+def metrics_prune() -> int:
+    """Delete metric rows older than METRIC_RETENTION_DAYS; returns how many went."""
+    cutoff = timezone.now() - timedelta(days=settings.METRIC_RETENTION_DAYS)
+    deleted, _ = DeviceMetric.objects.filter(time__lt=cutoff).delete()
+    return deleted
+
+
+def device_accept_host_key(*, device: Device) -> Device:
+    """Trust the new host key the device offered, then check the device again at once."""
+    current = Device.objects.get(pk=device.pk)
+    if not current.offered_host_key:
+        raise DeviceError(
+            "This device's identity has not changed; there is nothing to accept.",
+            status="invalid",
+        )
+    Device.objects.filter(pk=current.pk).update(
+        host_key_type=current.offered_host_key_type,
+        host_key=current.offered_host_key,
+        offered_host_key_type="",
+        offered_host_key="",
+        status=DeviceStatus.PENDING,
+        status_detail="",
+        missed_polls=0,
+    )
+    ssh.connections.close(current.pk)
+    logger.info("Accepted a new host key for device %s", current.name)
+    return _poll(current.pk, count_misses=False)

@@ -1,0 +1,141 @@
+"""Plain words and fixes for each device status (seeds 002, 3.5 "Clear, actionable errors").
+
+`status_help(device)` is what every page, the API and the wizard show for a device; the
+words name the device's own address, port and user so the fix can be followed as written.
+"""
+
+from __future__ import annotations
+
+from devices.models import DeviceStatus
+
+
+def _help_for(
+    status: str,
+    *,
+    address: str,
+    port: int,
+    username: str,
+    detail: str = "",
+    old_fingerprint: str = "",
+    new_fingerprint: str = "",
+) -> dict:
+    if status == DeviceStatus.ONLINE:
+        return {
+            "title": "Online",
+            "message": "The device answers and reports its resources.",
+            "fixes": [],
+        }
+    if status == DeviceStatus.PENDING:
+        return {
+            "title": "Not checked yet",
+            "message": "The device has not been checked yet; the first check runs within a minute.",
+            "fixes": ['Wait a moment, or press "Check now".'],
+        }
+    if status == DeviceStatus.OFFLINE:
+        return {
+            "title": "Can't connect to device",
+            "message": detail or f"The device at {address} did not answer.",
+            "fixes": [
+                "Is the device powered on and connected to the network?",
+                f"Check the address is correct (currently: {address}).",
+                f"Ensure remote login (SSH) is enabled on port {port}.",
+                "If the device moved to another address, edit it here and enter the new one.",
+            ],
+        }
+    if status == DeviceStatus.AUTH_FAILED:
+        return {
+            "title": "Login refused",
+            "message": detail or f"The device refused the login as {username}.",
+            "fixes": [
+                f"Check the user name is correct (currently: {username}).",
+                "Check the password, or paste the private key again.",
+                (
+                    "If the device was reinstalled, edit it here and enter its password once: "
+                    "we install our key again and forget the password."
+                ),
+                "Make sure the device allows SSH logins with a key (PubkeyAuthentication yes).",
+            ],
+        }
+    if status == DeviceStatus.HOST_KEY_CHANGED:
+        fingerprints = ""
+        if old_fingerprint or new_fingerprint:
+            fingerprints = (
+                f" Known: {old_fingerprint or 'unknown'}. Now: {new_fingerprint or 'unknown'}."
+            )
+        return {
+            "title": "The device's identity changed",
+            "message": (
+                "The device answered with a different identity (SSH host key) than before, so "
+                "nothing will run on it until you decide." + fingerprints
+            ),
+            "fixes": [
+                "If you reinstalled the device or replaced its SSH keys, accept the new identity.",
+                (
+                    f"If you did not, another machine may be answering at {address}: check the "
+                    "address and your network before accepting."
+                ),
+                "To compare, run on the device: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+            ],
+        }
+    if status == DeviceStatus.DOCKER_MISSING:
+        problem = detail or "Docker is not installed or not running on the device."
+        if "Compose is missing" in problem:
+            return {
+                "title": "Docker Compose missing",
+                "message": problem,
+                "fixes": [
+                    (
+                        "Install the Compose plugin: sudo apt-get install docker-compose-plugin "
+                        "(or docker-compose on older systems)."
+                    ),
+                    'Then press "Check now"; the device turns online by itself.',
+                ],
+            }
+        fixes = [
+            "Install Docker: curl -fsSL https://get.docker.com | sh (or apt-get install docker.io).",
+            "Start it: sudo systemctl enable --now docker.",
+        ]
+        if username != "root":
+            fixes.append(
+                f"Let {username} use Docker: sudo usermod -aG docker {username}, then check again."
+            )
+        fixes.append('Then press "Check now"; the device turns online by itself.')
+        return {"title": "Docker missing", "message": problem, "fixes": fixes}
+    return {"title": str(status), "message": detail, "fixes": []}
+
+
+def status_help(device) -> dict:
+    """{"title", "message", "fixes": [...]} for the device's current status."""
+    from devices.ssh import fingerprint
+
+    return _help_for(
+        device.status,
+        address=device.address,
+        port=device.port,
+        username=device.username,
+        detail=device.status_detail,
+        old_fingerprint=fingerprint(device.host_key) if device.host_key else "",
+        new_fingerprint=fingerprint(device.offered_host_key) if device.offered_host_key else "",
+    )
+
+
+def help_for_status(
+    status: str,
+    *,
+    address: str,
+    port: int,
+    username: str,
+    detail: str = "",
+    old_fingerprint: str = "",
+    new_fingerprint: str = "",
+) -> dict:
+    """The same words for a status when there is no saved device yet (wizard, device_add)."""
+    return _help_for(
+        status,
+        address=address,
+        port=port,
+        username=username,
+        detail=detail,
+        old_fingerprint=old_fingerprint,
+        new_fingerprint=new_fingerprint,
+    )
