@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 
 from devices import services
-from devices.fingerprints import fingerprint
+from devices.ssh import fingerprint
 from devices.models import Device, DeviceMetric
 
 

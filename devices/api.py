@@ -25,7 +25,7 @@ class DeviceOut(Schema):
     address: str
     port: int
     username: str
-    type: str = Field(alias="device_type")
+    type: str
     location: str
     always_on: bool
     status: str
@@ -106,9 +106,10 @@ class ResourcesOut(Schema):
 
 
 def _device_out(device: Device) -> dict:
-    from devices.fingerprints import fingerprint
+    from devices.ssh import fingerprint
 
-    data = DeviceOut.from_orm(device).dict(by_alias=False)
+    data = {name: getattr(device, name) for name in DeviceOut.model_fields if hasattr(device, name)}
+    data["type"] = device.device_type
     data["host_key_fingerprint"] = fingerprint(device.host_key)
     return data
 

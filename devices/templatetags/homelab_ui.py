@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
-from devices.fingerprints import fingerprint as ssh_fingerprint
+from devices.ssh import fingerprint as ssh_fingerprint
 
 register = template.Library()
 

@@ -94,9 +94,10 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         self.log("Stopping…")
+        # SIGINT, not SIGTERM: django-q2's cluster can hang in its SIGTERM handler.
         for process in self.processes.values():
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 15
         for process in self.processes.values():
             try:
