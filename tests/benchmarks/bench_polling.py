@@ -1,0 +1,178 @@
+"""Polling cost: our kept-open connection vs. a fresh `ssh` vs. `ansible -m setup`.
+
+Figures are printed, never asserted (the goals are in issue 2: our poll at most 1/20 of
+Ansible's time, a full cycle over 3 devices under 1.5x one device, web under 120 MB RSS).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from devices import services
+from devices.metrics import METRICS_SCRIPT
+from devices.models import Device
+from devices.ssh import connections
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = 7
+
+
+def _median_seconds(fn, runs: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+@pytest.fixture
+def lab_devices(lab, transactional_db):
+    devices = [
+        services.device_add(
+            name=d.name, address=d.address, port=d.port, username=d.username, password=d.password
+        )
+        for d in lab.devices
+    ]
+    yield devices
+    for device in devices:
+        services.device_remove(device=device)
+
+
+@pytest.fixture
+def key_file(lab_devices):
+    folder = Path(tempfile.mkdtemp(prefix="bench-key-"))
+    path = folder / "id"
+    path.write_text(Device.objects.get(pk=lab_devices[0].pk).private_key)
+    path.chmod(0o600)
+    yield path
+    shutil.rmtree(folder)
+
+
+def test_one_poll_vs_fresh_ssh_vs_ansible(lab_devices, key_file, report):
+    device = lab_devices[0]
+    services.device_poll(device_id=device.id)  # warm: connection open, CPU counters known
+    connects_before = connections.connects(device.id)
+    ours, ours_all = _median_seconds(lambda: services.device_poll(device_id=device.id), RUNS)
+    reconnects = connections.connects(device.id) - connects_before
+
+    ssh_cmd = [
+        "ssh", "-i", str(key_file), "-p", str(device.port), "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+        # "0": no CPU sampling pause, as in our polls that reuse the previous poll's counters.
+        f"{device.username}@{device.address}", "sh", "-s", "--", "0",
+    ]
+
+    def fresh_ssh():
+        subprocess.run(ssh_cmd, input=METRICS_SCRIPT, capture_output=True, text=True, check=True, timeout=60)
+
+    fresh, fresh_all = _median_seconds(fresh_ssh, 5)
+
+    ansible = shutil.which("ansible", path=str(Path(sys.executable).parent))
+    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=tempfile.mkdtemp(prefix="ansible-local-"))
+    ansible_cmd = [
+        ansible, "all", "-i", f"{device.address},", "-m", "setup", "-u", device.username,
+        "--private-key", str(key_file), "-e", f"ansible_port={device.port}",
+        "-e", "ansible_python_interpreter=/usr/bin/python3",
+    ]
+
+    def run_ansible():
+        subprocess.run(ansible_cmd, capture_output=True, text=True, check=True, timeout=120, env=env)
+
+    ansible_median, ansible_all = _median_seconds(run_ansible, 3)
+
+    report(f"device: {device.name} ({device.address})")
+    report(f"our poll over the kept-open connection: median {ours * 1000:.0f} ms of {RUNS} "
+           f"({', '.join(f'{t * 1000:.0f}' for t in ours_all)} ms); new connections during the runs: {reconnects}")
+    report(f"the same script over a fresh `ssh` process: median {fresh * 1000:.0f} ms of 5")
+    report(f"`ansible -m setup`: median {ansible_median * 1000:.0f} ms of 3")
+    report(f"ratio ours / fresh ssh: {ours / fresh:.3f} (1/{fresh / ours:.1f})")
+    report(f"ratio ours / ansible: {ours / ansible_median:.3f} (1/{ansible_median / ours:.1f}); goal <= 1/20")
+
+
+def test_full_poll_cycle_vs_one_device(lab_devices, report):
+    for device in lab_devices:
+        services.device_poll(device_id=device.id)
+    one, _ = _median_seconds(lambda: services.device_poll(device_id=lab_devices[0].id), RUNS)
+
+    def cycle_parallel():
+        # As the worker cluster does it: one task per device, running side by side.
+        with ThreadPoolExecutor(max_workers=len(lab_devices)) as pool:
+            list(pool.map(lambda d: services.device_poll(device_id=d.id), lab_devices))
+
+    def cycle_sequential():
+        for device in lab_devices:
+            services.device_poll(device_id=device.id)
+
+    parallel, _ = _median_seconds(cycle_parallel, RUNS)
+    sequential, _ = _median_seconds(cycle_sequential, RUNS)
+    report(f"one device: median {one * 1000:.0f} ms")
+    report(f"full cycle over {len(lab_devices)} devices, one task each side by side: median "
+           f"{parallel * 1000:.0f} ms = {parallel / one:.2f}x one device (goal < 1.5x)")
+    report(f"full cycle one after another (a single worker): median {sequential * 1000:.0f} ms = "
+           f"{sequential / one:.2f}x")
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    children = [int(p) for p in out.split()]
+    return children + [g for c in children for g in _descendants(c)]
+
+
+def test_rss_of_web_and_worker_after_start(tmp_path, report):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, HOMELAB_DATA_DIR=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="homelab.settings")
+    log = open(tmp_path / "serve.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/system/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        time.sleep(5)  # let the worker cluster finish starting
+        # Touch a few pages so the web process has loaded what serving needs.
+        for path in ("/api/v1/system/health", "/setup/", "/accounts/login/"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read()
+        rows = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(process.pid)],
+                              capture_output=True, text=True).stdout.splitlines()
+        web = next(int(r.split()[0]) for r in rows if "daphne" in r)
+        worker = next(int(r.split()[0]) for r in rows if "qcluster" in r)
+        worker_tree = [worker, *_descendants(worker)]
+        report(f"web (daphne) RSS: {_rss_kb(web) / 1024:.1f} MB (goal < 120 MB)")
+        report(f"worker main process RSS: {_rss_kb(worker) / 1024:.1f} MB; whole worker cluster "
+               f"({len(worker_tree)} processes): {sum(_rss_kb(p) for p in worker_tree) / 1024:.1f} MB")
+        report(f"supervisor (serve) RSS: {_rss_kb(process.pid) / 1024:.1f} MB")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        finally:
+            log.close()
