@@ -214,12 +214,12 @@ def simulate(
     )
 
 
-def test_ranking_speed():
+def test_ranking_speed(report):
     """Wall time and CPU time: on a shared machine the CPU time shows the code's own cost."""
     rng = random.Random(SEED)
     app = requirements_for_app("nextcloud")
-    print()
-    print("Ranking speed (one app, heterogeneous devices, median of runs)")
+    report("")
+    report("Ranking speed (one app, heterogeneous devices, median of runs)")
     for size, runs in ((1_000, 25), (10_000, 7)):
         fleet = synthetic_fleet(size, rng)
         walls, cpus = [], []
@@ -233,7 +233,7 @@ def test_ranking_speed():
         goal = ""
         if size == 1_000:
             goal = "  (goal < 50 ms: " + ("met" if wall_ms < 50 else "NOT met") + ")"
-        print(
+        report(
             f"  {size:>6,} devices: median {wall_ms:7.1f} ms wall, {cpu_ms:7.1f} ms CPU; "
             f"fastest {min(walls) * 1000:7.1f} ms over {runs} runs{goal}"
         )
@@ -242,7 +242,7 @@ def test_ranking_speed():
 @pytest.mark.parametrize(
     ("fleet_size", "instance_count"), [(10, 100), (10, 200), (100, 200), (100, 1000), (100, 1500)]
 )
-def test_placement_simulation(fleet_size, instance_count):
+def test_placement_simulation(fleet_size, instance_count, report):
     # The same fleet for every instance count, so the scenarios differ only in load.
     fleet = synthetic_fleet(fleet_size, random.Random(SEED + fleet_size))
     instances = app_instances(instance_count, random.Random(SEED + instance_count))
@@ -250,34 +250,34 @@ def test_placement_simulation(fleet_size, instance_count):
     demand = sum(steady_use(a.min_ram_bytes, a.recommended_ram_bytes) for a in instances)
     outcomes = {name: simulate(name, fleet, instances) for name in STRATEGIES}
 
-    print()
-    print(
+    report("")
+    report(
         f"Simulation: {instance_count} app instances of {len(known_apps())} catalog apps "
         f"onto {fleet_size} devices; free RAM {capacity / GIB:.0f} GB, "
         f"apps use {demand / GIB:.0f} GB ({100 * demand / capacity:.0f} % of it)"
     )
-    print(
+    report(
         f"  {'strategy':<22}{'placed':>7}{'refused':>8}{'peak RAM':>10}{'mean device':>12}{'idle':>6}{'time':>9}"
     )
     for name, o in outcomes.items():
-        print(
+        report(
             f"  {name:<22}{o.placed:>7}{len(o.refused):>8}{o.peak_percent:>9.1f}%"
             f"{o.mean_percent:>11.1f}%{o.idle:>6}{o.seconds:>8.2f}s"
         )
     spread, pack = outcomes["spread"], outcomes["pack"]
     first_fit, ffd = outcomes["first-fit"], outcomes["first-fit-decreasing"]
     only_spread = sorted(spread.refused - first_fit.refused)
-    print("  goals:")
-    print(
+    report("  goals:")
+    report(
         "    spread refuses nothing first-fit placed: "
         + ("met" if not only_spread else f"NOT met ({len(only_spread)} apps)")
         + f"; spread placed {spread.placed}, first-fit {first_fit.placed}"
     )
-    print(
+    report(
         f"    spread peak {spread.peak_percent:.1f}% < first-fit peak {first_fit.peak_percent:.1f}%: "
         + ("met" if spread.peak_percent < first_fit.peak_percent else "NOT met")
     )
-    print(
+    report(
         f"    pack idle {pack.idle} >= first-fit-decreasing idle {ffd.idle}: "
         + ("met" if pack.idle >= ffd.idle else "NOT met")
     )

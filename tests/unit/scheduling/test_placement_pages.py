@@ -46,7 +46,7 @@ def test_the_comparison_page_shows_every_device_with_the_recommended_one_first(c
     assert html.index("server-02") < html.index("server-01") < html.index("pi-zero")
     assert "✅ Recommended" in html
     assert "❌ Not recommended" in html
-    assert "app needs 512 MB" in html
+    assert "app needs 768 MB" in html  # nextcloud manifest: ram_min_mb 768
     assert html.count("Choose this device") == 3
 
 
