@@ -603,6 +603,8 @@ class Lab:
             self.extra_devices = self._existing_extra()
 
     def _seed_registry(self, busybox: str) -> None:
+        # The registry may have been started from another checkout's cache: keep our marker anyway.
+        self.registry.dir.mkdir(parents=True, exist_ok=True)
         marker = self.registry.dir / "seeded-busybox"
         if (
             marker.exists()
