@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -163,8 +163,11 @@ def _database_from_url(url: str) -> dict:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": parsed.hostname or "",
         "PORT": str(parsed.port or ""),
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
+        # Django's docs: under ASGI persistent connections must be off (each request runs in
+        # its own thread, and kept connections pile up until PostgreSQL refuses more).
+        "CONN_MAX_AGE": 0,
+        # ?sslmode=require and other libpq options in the URL.
+        "OPTIONS": dict(parse_qsl(parsed.query)),
     }
 
 

@@ -12,7 +12,7 @@ def pytest_runtest_makereport(item, call):
     """In CI a skipped lab or browser test is a failure, never a silent pass."""
     outcome = yield
     report = outcome.get_result()
-    if IN_CI and report.skipped and (
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail") and (
         item.get_closest_marker("lab") or item.get_closest_marker("browser")
     ):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
