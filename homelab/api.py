@@ -78,6 +78,12 @@ def _register_app_routers() -> None:
     api.add_router("/devices", devices_router)
     api.add_router("/resources", resources_router)
     try:
+        from marketplace.api import router as marketplace_router
+    except ImportError:  # marketplace API not built yet
+        marketplace_router = None
+    if marketplace_router is not None:
+        api.add_router("", marketplace_router)
+    try:
         from scheduling.api import router as scheduling_router
     except ImportError:  # placement not built yet
         return

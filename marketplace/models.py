@@ -1,1 +1,181 @@
-"""Models of the marketplace app."""
+"""Deployments: one app instance on one device, its steps, and every command it sent."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from encrypted_model_fields.fields import EncryptedTextField
+
+from devices.models import Device
+
+INSTANCE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,30}$"
+PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
+
+instance_validator = RegexValidator(
+    INSTANCE_PATTERN,
+    "Use 1-31 lowercase letters, digits or '-', starting with a letter or digit (like 'default' or 'family').",
+)
+project_validator = RegexValidator(
+    PROJECT_PATTERN, "A project name is 1-63 lowercase letters, digits, '-' or '_'."
+)
+slug_validator = RegexValidator(SLUG_PATTERN, "An app slug is lowercase letters, digits and '-'.")
+
+MASK = "••••••"
+
+
+class DeploymentStatus(models.TextChoices):
+    """Where a deployment stands (the seeds' state machine plus the day-2 states).
+
+    Allowed transitions:
+
+    * validating -> preparing -> deploying -> configuring -> health_check -> running
+    * any of validating..health_check -> rolling_back -> rolled_back | failed
+      (failed: an undo failed, or the control plane stopped mid-way and cleaned up)
+    * running <-> stopped (stop/start; restart keeps running)
+    * running | stopped | failed | rolled_back -> removing -> removed
+      (a removal that fails leaves the deployment failed with the reason)
+    """
+
+    VALIDATING = "validating", "Checking the device"
+    PREPARING = "preparing", "Preparing files"
+    DEPLOYING = "deploying", "Starting containers"
+    CONFIGURING = "configuring", "Configuring"
+    HEALTH_CHECK = "health_check", "Waiting until it answers"
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+    FAILED = "failed", "Failed"
+    ROLLING_BACK = "rolling_back", "Undoing"
+    ROLLED_BACK = "rolled_back", "Undone after a failure"
+    REMOVING = "removing", "Removing"
+    REMOVED = "removed", "Removed"
+
+
+# A deployment in one of these states is working on its device right now.
+TRANSIENT_STATUSES = (
+    DeploymentStatus.VALIDATING,
+    DeploymentStatus.PREPARING,
+    DeploymentStatus.DEPLOYING,
+    DeploymentStatus.CONFIGURING,
+    DeploymentStatus.HEALTH_CHECK,
+    DeploymentStatus.ROLLING_BACK,
+    DeploymentStatus.REMOVING,
+)
+# States that no longer hold the app+device+instance identity: a new deployment may take it.
+FINISHED_STATUSES = (
+    DeploymentStatus.REMOVED,
+    DeploymentStatus.ROLLED_BACK,
+    DeploymentStatus.FAILED,
+)
+
+
+class Deployment(models.Model):
+    """One app (recipe) on one device under an instance name; identity slug+device+instance."""
+
+    slug = models.CharField(max_length=41, validators=[slug_validator])
+    app_name = models.CharField(max_length=60)
+    category = models.CharField(max_length=40, blank=True)
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="deployments")
+    instance = models.CharField(max_length=31, default="default", validators=[instance_validator])
+    project = models.CharField(max_length=63, validators=[project_validator])
+    status = models.CharField(
+        max_length=20, choices=DeploymentStatus.choices, default=DeploymentStatus.VALIDATING
+    )
+    config = models.JSONField(
+        default=dict, blank=True, help_text="What was chosen: ports and env (never secrets)."
+    )
+    secrets = EncryptedTextField(default="{}", editable=False)
+    compose_masked = models.TextField(
+        blank=True, help_text="The rendered compose file with every secret masked."
+    )
+    compose_path = models.CharField(max_length=255, blank=True)
+    url = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    reservation_id = models.BigIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker claimed the deployment."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slug", "device", "instance"],
+                condition=~Q(status__in=["removed", "rolled_back", "failed"]),
+                name="one_live_deployment_per_app_device_instance",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app_name} ({self.instance}) on {self.device}"
+
+    @property
+    def is_transient(self) -> bool:
+        return self.status in TRANSIENT_STATUSES
+
+    def secret_values(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.secrets or "{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+class DeploymentStep(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        OK = "ok", "Done"
+        FAILED = "failed", "Failed"
+        UNDONE = "undone", "Undone"
+        UNDO_FAILED = "undo_failed", "Undo failed"
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="steps")
+    time = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=60)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.status}"
+
+
+class DeploymentCommand(models.Model):
+    """A command sent to the device for a deployment, secrets masked ("What I did")."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="commands")
+    time = models.DateTimeField(auto_now_add=True)
+    command = models.TextField()
+    exit_code = models.IntegerField(null=True, blank=True)
+    output = models.TextField(blank=True, help_text="The last lines of output, secrets masked.")
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.command[:80]
+
+
+class DeviceLease(models.Model):
+    """Who works on a device right now: one row per device, claimed with a conditional
+    UPDATE (works on SQLite, where select_for_update does nothing). `expires_at` frees a
+    lease whose holder died."""
+
+    device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="+")
+    holder = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.device_id} held by {self.holder}"
