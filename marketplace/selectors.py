@@ -39,3 +39,23 @@ def deployments_list(
 
 def deployment_get(*, deployment_id: int) -> Deployment | None:
     return Deployment.objects.select_related("device").filter(pk=deployment_id).first()
+
+
+def host_ports_in_use(*, device_ids: list[int] | None = None) -> dict[int, set[int]]:
+    """Host ports each device's live deployments publish, for placement's port check."""
+    from marketplace.models import FINISHED_STATUSES
+    from marketplace.pipeline import host_ports
+    from marketplace.recipes import load_catalog
+
+    catalog = load_catalog()
+    queryset = Deployment.objects.exclude(status__in=FINISHED_STATUSES)
+    if device_ids is not None:
+        queryset = queryset.filter(device_id__in=device_ids)
+    ports: dict[int, set[int]] = {}
+    for device_id, slug, config in queryset.values_list("device_id", "slug", "config"):
+        recipe = catalog.recipes.get(slug)
+        if recipe is not None:
+            ports.setdefault(device_id, set()).update(
+                port for _, port, _ in host_ports(recipe, config)
+            )
+    return ports

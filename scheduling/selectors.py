@@ -79,6 +79,15 @@ def device_availability(
     }
 
 
+def _deployment_ports(device_ids: list[int]) -> dict[int, set[int]]:
+    """Host ports that running apps hold (none while the marketplace app is absent)."""
+    try:
+        from marketplace.selectors import host_ports_in_use
+    except ImportError:
+        return {}
+    return host_ports_in_use(device_ids=device_ids)
+
+
 def device_snapshots(
     *, device_ids: Iterable[int] | None = None, now: datetime | None = None
 ) -> list[DeviceSnapshot]:
@@ -106,6 +115,8 @@ def device_snapshots(
         reserved_cpu[reservation.device_id] += reservation.cpu_cores
         reserved_count[reservation.device_id] += 1
         used_ports[reservation.device_id].update(int(p) for p in reservation.ports or [])
+    for device_id, ports in _deployment_ports(ids).items():
+        used_ports[device_id].update(ports)
 
     return [
         snapshot_from_device(

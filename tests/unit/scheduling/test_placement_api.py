@@ -300,7 +300,24 @@ def test_choosing_an_unknown_device_is_a_404_naming_it(client, homelab):
 
 
 def test_the_ranking_takes_a_fixed_number_of_queries(homelab, django_assert_max_num_queries):
+    # settings, devices, availability, reservations, and the ports live deployments hold
     for i in range(20):
         make_device(f"extra-{i}", ram_free_gb=1 + i % 5)
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         services.placement_rank_app(slug="nextcloud")
+
+
+def test_a_port_held_by_a_running_app_disqualifies_the_device(homelab):
+    from marketplace.models import Deployment, DeploymentStatus
+
+    device = Device.objects.get(name="server-02")
+    Deployment.objects.create(
+        slug="vaultwarden", app_name="Vaultwarden", device=device, instance="default",
+        project="hl-vaultwarden-default", status=DeploymentStatus.RUNNING, config={"ports": {"web": 8081}},
+    )
+    ranking = services.placement_rank(
+        requirements=services.requirements_build(name="Needs 8081", ports=[8081])
+    )
+    candidate = next(c for c in ranking.candidates if c.device_name == "server-02")
+    assert not candidate.eligible
+    assert any("8081" in reason for reason in candidate.reasons)
