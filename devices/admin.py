@@ -35,11 +35,14 @@ class DeviceAdmin(admin.ModelAdmin):
             self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
 
     def delete_model(self, request, obj):
-        services.device_remove(device=obj)
+        self.delete_queryset(request, [obj])
 
     def delete_queryset(self, request, queryset):
         for device in queryset:
-            services.device_remove(device=device)
+            try:
+                services.device_remove(device=device)
+            except services.DeviceError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
 
     @admin.display(description="Pinned identity (SHA256)")
     def pinned_fingerprint(self, obj):

@@ -168,9 +168,12 @@ def update_device(request, device_id: int, payload: DevicePatch):
     return 200, _device_out(device)
 
 
-@router.delete("/{device_id}", response={204: None, 404: ErrorOut})
+@router.delete("/{device_id}", response={204: None, 404: ErrorOut, 409: ErrorOut})
 def remove_device(request, device_id: int):
-    services.device_remove(device=_get(device_id))
+    try:
+        services.device_remove(device=_get(device_id))
+    except services.DeviceError as exc:
+        return _error(exc)
     return 204, None
 
 

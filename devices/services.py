@@ -653,7 +653,18 @@ def device_remove(*, device: Device) -> None:
 
     The key is taken off only when it is one we generated (never the person's own key) and
     the device's identity has not changed (we never run anything on a changed identity).
+    A device that still runs apps is not removed: the person removes (or moves) them first.
+    The history of apps already removed from it goes with the device.
     """
+    live_apps = _live_app_names(device)
+    if live_apps:
+        raise DeviceError(
+            f"{device.name} still runs {len(live_apps)} app(s): {', '.join(live_apps)}. "
+            "Remove those apps first (My apps > Remove), then remove the device.",
+            status="conflict",
+            fixes=["Remove or move the apps on this device, then try again."],
+        )
+    _forget_finished_apps(device)
     if device.public_key.endswith(ssh.KEY_COMMENT) and device.status in (
         DeviceStatus.ONLINE,
         DeviceStatus.DOCKER_MISSING,
@@ -667,6 +678,23 @@ def device_remove(*, device: Device) -> None:
             logger.info("Could not remove our key from %s; removing the device anyway", device.name)
     ssh.connections.close(device.pk)
     Device.objects.filter(pk=device.pk).delete()
+
+
+def _live_app_names(device: Device) -> list[str]:
+    try:
+        from marketplace.models import FINISHED_STATUSES, Deployment
+    except ImportError:  # marketplace not installed
+        return []
+    queryset = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
+    return [f"{name} ({instance})" for name, instance in queryset.values_list("app_name", "instance")]
+
+
+def _forget_finished_apps(device: Device) -> None:
+    try:
+        from marketplace.models import Deployment
+    except ImportError:
+        return
+    Deployment.objects.filter(device=device).delete()
 
 
 def device_poll(*, device_id: int) -> Device:

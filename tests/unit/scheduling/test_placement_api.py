@@ -321,3 +321,21 @@ def test_a_port_held_by_a_running_app_disqualifies_the_device(homelab):
     candidate = next(c for c in ranking.candidates if c.device_name == "server-02")
     assert not candidate.eligible
     assert any("8081" in reason for reason in candidate.reasons)
+
+
+def test_a_device_that_runs_apps_is_not_removed_until_they_are(homelab):
+    from devices.services import DeviceError, device_remove
+    from marketplace.models import Deployment, DeploymentStatus
+
+    device = Device.objects.get(name="server-02")
+    live = Deployment.objects.create(
+        slug="vaultwarden", app_name="Vaultwarden", device=device, instance="default",
+        project="hl-vaultwarden-default", status=DeploymentStatus.RUNNING, config={},
+    )
+    with pytest.raises(DeviceError, match="still runs 1 app"):
+        device_remove(device=device)
+    assert Device.objects.filter(pk=device.pk).exists()
+    Deployment.objects.filter(pk=live.pk).update(status=DeploymentStatus.REMOVED)
+    device.status = "offline"  # nothing to run on it: just forget it
+    device_remove(device=device)
+    assert not Device.objects.filter(pk=device.pk).exists()
