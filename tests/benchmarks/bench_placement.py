@@ -73,8 +73,17 @@ APP_POPULARITY = {
 }
 
 
-def synthetic_fleet(size: int, rng: random.Random) -> list[DeviceSnapshot]:
-    kinds = [k for k in DEVICE_KINDS]
+# A homelab built around a few mini PCs and servers (plus the odd Pi).
+SERVER_HEAVY_KINDS = [
+    ("pi-5-8g", 8, 256, 4, "aarch64", True, 0.10),
+    ("mini-pc", 16, 512, 8, "x86_64", True, 0.40),
+    ("server-32g", 32, 2000, 12, "x86_64", True, 0.35),
+    ("server-64g", 64, 4000, 16, "x86_64", True, 0.15),
+]
+
+
+def synthetic_fleet(size: int, rng: random.Random, kinds_table=None) -> list[DeviceSnapshot]:
+    kinds = list(kinds_table or DEVICE_KINDS)
     shares = [k[-1] for k in kinds]
     fleet = []
     for index in range(size):
@@ -240,11 +249,20 @@ def test_ranking_speed(report):
 
 
 @pytest.mark.parametrize(
-    ("fleet_size", "instance_count"), [(10, 100), (10, 200), (100, 200), (100, 1000), (100, 1500)]
+    ("fleet_size", "instance_count", "profile"),
+    [
+        (10, 100, "mixed"),
+        (10, 200, "mixed"),
+        (10, 200, "server-heavy"),
+        (100, 200, "mixed"),
+        (100, 1000, "mixed"),
+        (100, 1500, "mixed"),
+    ],
 )
-def test_placement_simulation(fleet_size, instance_count, report):
+def test_placement_simulation(fleet_size, instance_count, profile, report):
     # The same fleet for every instance count, so the scenarios differ only in load.
-    fleet = synthetic_fleet(fleet_size, random.Random(SEED + fleet_size))
+    kinds = SERVER_HEAVY_KINDS if profile == "server-heavy" else DEVICE_KINDS
+    fleet = synthetic_fleet(fleet_size, random.Random(SEED + fleet_size), kinds)
     instances = app_instances(instance_count, random.Random(SEED + instance_count))
     capacity = sum(d.ram_free_bytes for d in fleet)
     demand = sum(steady_use(a.min_ram_bytes, a.recommended_ram_bytes) for a in instances)
@@ -253,7 +271,7 @@ def test_placement_simulation(fleet_size, instance_count, report):
     report("")
     report(
         f"Simulation: {instance_count} app instances of {len(known_apps())} catalog apps "
-        f"onto {fleet_size} devices; free RAM {capacity / GIB:.0f} GB, "
+        f"onto {fleet_size} {profile} devices; free RAM {capacity / GIB:.0f} GB, "
         f"apps use {demand / GIB:.0f} GB ({100 * demand / capacity:.0f} % of it)"
     )
     report(
