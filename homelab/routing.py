@@ -1,7 +1,9 @@
 from django.urls import path
 
 from devices.consumers import DashboardConsumer
+from marketplace.consumers import DeploymentProgressConsumer
 
 websocket_urlpatterns = [
     path("ws/dashboard/", DashboardConsumer.as_asgi()),
+    path("ws/deployments/<int:deployment_id>/", DeploymentProgressConsumer.as_asgi()),
 ]

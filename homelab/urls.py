@@ -13,5 +13,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("placement/", include("scheduling.urls")),
+    path("", include("marketplace.urls")),
     path("", include("devices.urls")),
 ]

@@ -1,0 +1,137 @@
+"""Forms for the catalog and the deploy wizard. They parse input only; services decide."""
+
+from __future__ import annotations
+
+from django import forms
+
+from marketplace.compose import ENV_NAME_RE
+from marketplace.models import DeploymentStatus
+from marketplace.recipes import Recipe
+
+
+class CatalogFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search", max_length=100)
+    category = forms.ChoiceField(required=False, label="Category")
+
+    def __init__(self, *args, categories: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = [("", "All categories")] + [
+            (c, c.replace("-", " ").capitalize()) for c in categories
+        ]
+
+
+class DeployForm(forms.Form):
+    """Where to deploy and, optionally, host ports and extra environment variables.
+
+    The host ports are plain whole numbers here: the range and conflicts are checked by
+    `deployment_create`, whose errors come back to the field they name.
+    """
+
+    device_id = forms.TypedChoiceField(coerce=int, required=False, label="Device")
+    instance = forms.CharField(
+        required=False,
+        max_length=31,
+        label="Name of this copy",
+        initial="default",
+        help_text="Change it only to run a second copy of the app (for example 'family').",
+    )
+    env = forms.CharField(
+        required=False,
+        label="Extra settings (environment variables)",
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "NAME=value, one a line"}),
+        help_text="One NAME=value a line. Leave empty unless the app's documentation asks for one.",
+    )
+
+    def __init__(self, *args, recipe: Recipe, device_choices: list[tuple[int, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recipe = recipe
+        self.fields["device_id"].choices = [("", "Recommended")] + list(device_choices)
+        for port in recipe.manifest.ports:
+            self.fields[self.port_field(port.name)] = forms.IntegerField(
+                required=False,
+                label=f"{port.name} ({port.protocol.upper()} {port.container_port} inside the app)",
+                initial=port.default_host_port,
+                help_text=port.meaning,
+                widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+            )
+
+    @staticmethod
+    def port_field(name: str) -> str:
+        return f"port_{name}"
+
+    def port_fields(self):
+        return [self[self.port_field(p.name)] for p in self.recipe.manifest.ports]
+
+    def clean_instance(self) -> str:
+        # checked by deployment_create, which names the rule
+        return (self.cleaned_data.get("instance") or "").strip() or "default"
+
+    def clean_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for number, line in enumerate(self.cleaned_data.get("env", "").splitlines(), start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, sep, value = line.partition("=")
+            name = name.strip()
+            if not sep:
+                raise forms.ValidationError(
+                    f"Line {number} has no '=': write it as NAME=value (for example TZ=Europe/Berlin)."
+                )
+            if not ENV_NAME_RE.match(name):
+                raise forms.ValidationError(
+                    f"Line {number}: {name!r} is not a valid name; use A-Z, 0-9 and '_' "
+                    "and don't start with a digit."
+                )
+            env[name] = value
+        return env
+
+    def config(self) -> dict:
+        """The config for deployment_create: only the ports that differ from the default."""
+        ports = {}
+        for port in self.recipe.manifest.ports:
+            value = self.cleaned_data.get(self.port_field(port.name))
+            if value is not None and value != port.default_host_port:
+                ports[port.name] = value
+        config: dict = {}
+        if ports:
+            config["ports"] = ports
+        if self.cleaned_data.get("env"):
+            config["env"] = self.cleaned_data["env"]
+        return config
+
+    def add_service_error(self, field: str, message: str) -> None:
+        """Put a DeploymentError next to the field it names (config.ports.web -> port_web)."""
+        target = None
+        if field.startswith("config.ports"):
+            name = field.removeprefix("config.ports").lstrip(".")
+            if not name:
+                for port in self.recipe.manifest.ports:
+                    if f"config.ports.{port.name}" in message:
+                        name = port.name
+                        break
+            if name and self.port_field(name) in self.fields:
+                target = self.port_field(name)
+        elif field.startswith("config.env"):
+            target = "env"
+        elif field in ("device_id", "instance"):
+            target = field
+        self.add_error(target, message)
+
+
+class DeploymentFilterForm(forms.Form):
+    device = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    status = forms.ChoiceField(required=False)
+    category = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, devices, categories: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["device"].choices = [("", "All devices")] + [(d.pk, d.name) for d in devices]
+        self.fields["status"].choices = [("", "Any status")] + list(DeploymentStatus.choices)
+        self.fields["category"].choices = [("", "All categories")] + [
+            (c, c.replace("-", " ").capitalize()) for c in categories
+        ]
+
+
+class RemoveForm(forms.Form):
+    data = forms.ChoiceField(choices=[("keep", "Keep my data"), ("delete", "Delete my data")])

@@ -1,0 +1,337 @@
+"""Catalog, deploy wizard and deployment pages.
+
+Thin: each view parses input, calls one service or selector, renders. htmx requests get
+the part of the page they asked for from the same view (STYLE.md 8); every page works
+without JavaScript through plain GET and POST.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from devices.models import Device
+from marketplace import selectors, services
+from marketplace.compose import RenderConfig, RenderError, dump_compose, render_compose
+from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
+from marketplace.models import MASK, Deployment, DeploymentStatus
+from marketplace.pipeline import requirements_of
+from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
+
+MIB = 1024 * 1024
+
+
+# ------------------------------------------------------------------------------ catalog
+def _recipe_or_404(slug: str) -> Recipe:
+    try:
+        return load_catalog().get(slug)
+    except RecipeNotFound as exc:
+        raise Http404(str(exc)) from None
+
+
+def app_catalog(request: HttpRequest) -> HttpResponse:
+    """Every app as a card; search and category filter (htmx swaps only the cards)."""
+    catalog = load_catalog()
+    form = CatalogFilterForm(request.GET or None, categories=catalog.categories)
+    query, category = "", ""
+    if form.is_valid():
+        query = form.cleaned_data["q"].strip().lower()
+        category = form.cleaned_data["category"]
+    recipes = [
+        r
+        for r in catalog.recipes.values()
+        if (not category or r.category == category)
+        and (
+            not query
+            or query in r.name.lower()
+            or query in r.manifest.description.lower()
+            or query in r.category
+        )
+    ]
+    context = {
+        "form": form,
+        "recipes": recipes,
+        "invalid": catalog.invalid,
+        "total": len(catalog.recipes),
+        "filtered": bool(query or category),
+    }
+    if request.htmx:
+        return render(request, "marketplace/_app_cards.html", context)
+    return render(request, "marketplace/catalog.html", context)
+
+
+def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    recipe = _recipe_or_404(slug)
+    live = (
+        selectors.deployments_list()
+        .filter(slug=slug)
+        .exclude(status__in=[DeploymentStatus.ROLLED_BACK, DeploymentStatus.FAILED])
+    )
+    return render(
+        request,
+        "marketplace/app_detail.html",
+        {"recipe": recipe, "m": recipe.manifest, "deployments": list(live)},
+    )
+
+
+# -------------------------------------------------------------------------- the wizard
+def _ranking(recipe: Recipe):
+    from scheduling.services import placement_rank
+
+    return placement_rank(requirements=requirements_of(recipe))
+
+
+def _candidates(recipe: Recipe, ranking) -> list[dict]:
+    """The ranking's devices with what the resource preview says about each."""
+    devices = {
+        d.pk: d for d in Device.objects.filter(pk__in=[c.device_id for c in ranking.candidates])
+    }
+    need_ram = recipe.manifest.requirements.ram_min_mb * MIB
+    rows = []
+    for c in ranking.candidates:
+        device = devices.get(c.device_id)
+        rows.append(
+            {
+                "c": c,
+                "device": device,
+                "recommended": c.device_id == ranking.recommended_device_id,
+                "ram_free_bytes": getattr(device, "ram_free_bytes", None),
+                "storage_free_bytes": getattr(device, "storage_free_bytes", None),
+                "need_ram_bytes": need_ram,
+                "need_storage_bytes": recipe.manifest.requirements.storage_min_mb * MIB,
+            }
+        )
+    return rows
+
+
+def _compose_preview(recipe: Recipe, form: DeployForm | None) -> str:
+    """The compose file as it would be deployed, with every secret shown as ••••••.
+
+    Rendered with placeholder secrets: real ones are generated only when deploying and
+    never shown."""
+    config: dict = {}
+    instance = "default"
+    if form is not None and form.is_bound and form.is_valid():
+        config = form.config()
+        instance = form.cleaned_data.get("instance") or "default"
+    try:
+        data = render_compose(
+            recipe,
+            project=services.project_name(recipe.slug, instance),
+            config=RenderConfig(
+                instance=instance,
+                ports=config.get("ports") or {},
+                env=config.get("env") or {},
+                secrets={s.name: MASK for s in recipe.manifest.secrets},
+            ),
+        )
+    except RenderError as exc:
+        return f"# This configuration cannot be used: {exc.field}: {exc.message}"
+    return dump_compose(data)
+
+
+def _deploy_form(recipe: Recipe, ranking, data=None) -> DeployForm:
+    choices = [(c.device_id, c.device_name) for c in ranking.candidates if c.eligible]
+    initial = {"device_id": ranking.recommended_device_id or ""}
+    return DeployForm(data, recipe=recipe, device_choices=choices, initial=initial)
+
+
+def _wizard(request: HttpRequest, recipe: Recipe, ranking, form: DeployForm, *, status=200):
+    context = {
+        "recipe": recipe,
+        "m": recipe.manifest,
+        "ranking": ranking,
+        "candidates": _candidates(recipe, ranking),
+        "form": form,
+        "compose_preview": _compose_preview(recipe, form),
+        "analyzed": True,
+    }
+    template = "marketplace/_wizard_analysis.html" if request.htmx else "marketplace/deploy.html"
+    return render(request, template, context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def app_deploy(request: HttpRequest, slug: str) -> HttpResponse:
+    """The deploy wizard.
+
+    1. GET: the page says "Analyzing your homelab…" and loads the analysis with htmx
+       (?analyze=1 without JavaScript): the recommended device with its score and
+       reasons, the others to override, the resource preview, and the optional settings.
+    2. POST: deployment_create (in the background) and on to the deployment's page; a
+       DeploymentError is shown next to the field it names, with the fix.
+    """
+    recipe = _recipe_or_404(slug)
+    if request.method == "GET" and not (request.htmx or request.GET.get("analyze")):
+        return render(
+            request,
+            "marketplace/deploy.html",
+            {"recipe": recipe, "m": recipe.manifest, "analyzed": False},
+        )
+    ranking = _ranking(recipe)
+    if request.method == "GET":
+        return _wizard(request, recipe, ranking, _deploy_form(recipe, ranking))
+    form = _deploy_form(recipe, ranking, request.POST)
+    if not form.is_valid():
+        return _wizard(request, recipe, ranking, form, status=422)
+    device_id = form.cleaned_data.get("device_id") or None
+    try:
+        deployment = services.deployment_create(
+            slug=recipe.slug,
+            device_id=device_id,
+            instance=form.cleaned_data["instance"],
+            config=form.config(),
+            user=request.user,
+        )
+    except services.DeploymentError as exc:
+        form.add_service_error(exc.field, exc.message)
+        return _wizard(request, recipe, ranking, form, status=422)
+    target = reverse("deployment_detail", args=[deployment.pk])
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
+def app_compose_preview(request: HttpRequest, slug: str) -> HttpResponse:
+    """The compose preview for the settings in the form (htmx, on change)."""
+    recipe = _recipe_or_404(slug)
+    form = DeployForm(request.GET, recipe=recipe, device_choices=[])
+    del form.fields["device_id"]  # the preview does not depend on the device
+    return render(
+        request,
+        "marketplace/_compose_preview.html",
+        {"compose_preview": _compose_preview(recipe, form), "recipe": recipe},
+    )
+
+
+# -------------------------------------------------------------------------- deployments
+def _deployment_or_404(deployment_id: int) -> Deployment:
+    deployment = selectors.deployment_get(deployment_id=deployment_id)
+    if deployment is None:
+        raise Http404(f"There is no deployment {deployment_id}.")
+    return deployment
+
+
+def _progress_context(deployment: Deployment) -> dict:
+    try:
+        recipe = load_catalog().get(deployment.slug)
+        notes = recipe.manifest.post_install_notes
+    except RecipeNotFound:
+        notes = ""
+    return {
+        "deployment": deployment,
+        "steps": list(deployment.steps.all()),
+        "post_install_notes": notes,
+    }
+
+
+def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """One deployment: status in plain words, the steps so far, live while it works.
+
+    htmx polling (the fallback when the WebSocket is not available) gets the progress
+    partial only."""
+    deployment = _deployment_or_404(deployment_id)
+    context = _progress_context(deployment)
+    if request.htmx:
+        # the progress section, and the page's buttons out of band (Remove appears at the end)
+        return render(request, "marketplace/_progress_polled.html", context)
+    return render(request, "marketplace/deployment_detail.html", context)
+
+
+def deployment_list(request: HttpRequest) -> HttpResponse:
+    devices = list(Device.objects.order_by("name"))
+    categories = load_catalog().categories
+    form = DeploymentFilterForm(request.GET or None, devices=devices, categories=categories)
+    filters = form.cleaned_data if form.is_valid() else {}
+    deployments = selectors.deployments_list(
+        device_id=filters.get("device"),
+        status=filters.get("status") or None,
+        category=filters.get("category") or None,
+    )
+    context = {"form": form, "deployments": list(deployments), "filtered": bool(request.GET)}
+    if request.htmx:
+        return render(request, "marketplace/_deployment_rows.html", context)
+    return render(request, "marketplace/deployment_list.html", context)
+
+
+ACTIONS = {
+    "start": (services.deployment_start, "{app} is running again."),
+    "stop": (services.deployment_stop, "{app} is stopped."),
+    "restart": (services.deployment_restart, "{app} was restarted."),
+}
+
+
+@require_POST
+def deployment_action(request: HttpRequest, deployment_id: int, action: str) -> HttpResponse:
+    deployment = _deployment_or_404(deployment_id)
+    if action not in ACTIONS:
+        raise Http404("Unknown action.")
+    service, done = ACTIONS[action]
+    try:
+        service(deployment=deployment)
+    except services.DeploymentError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done.format(app=deployment.app_name))
+    return redirect(_next(request, reverse("deployment_list")))
+
+
+def _next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or ""
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+@require_http_methods(["GET", "POST"])
+def deployment_remove(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    deployment = _deployment_or_404(deployment_id)
+    form = RemoveForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        delete_data = form.cleaned_data["data"] == "delete"
+        try:
+            services.deployment_remove(deployment=deployment, delete_data=delete_data)
+        except services.DeploymentError as exc:
+            messages.error(request, exc.message)
+            return redirect("deployment_detail", deployment_id=deployment.pk)
+        messages.success(
+            request,
+            f"{deployment.app_name} was removed from {deployment.device.name}"
+            + (" with its data." if delete_data else "; its data was kept."),
+        )
+        return redirect("deployment_list")
+    return render(
+        request, "marketplace/deployment_remove.html", {"deployment": deployment, "form": form}
+    )
+
+
+def deployment_logs(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """The app's last log lines; "Follow" refreshes them every 2 s (htmx)."""
+    deployment = _deployment_or_404(deployment_id)
+    follow = request.GET.get("follow") == "1"
+    error = ""
+    logs = ""
+    try:
+        logs = services.deployment_logs(deployment=deployment, tail=200)
+    except services.DeploymentError as exc:
+        error = exc.message
+    context = {"deployment": deployment, "logs": logs, "error": error, "follow": follow}
+    if request.htmx:
+        return render(request, "marketplace/_logs.html", context)
+    return render(request, "marketplace/deployment_logs.html", context)
+
+
+def deployment_debug(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """ "What I did" (advanced): the compose file, every command, every step and undo."""
+    deployment = _deployment_or_404(deployment_id)
+    return render(
+        request,
+        "marketplace/deployment_debug.html",
+        {
+            "deployment": deployment,
+            "steps": list(deployment.steps.all()),
+            "commands": list(deployment.commands.all()),
+        },
+    )

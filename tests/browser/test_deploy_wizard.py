@@ -1,0 +1,238 @@
+"""Deploying an app the way a person does, in a real browser against the real server.
+
+1. `manage.py serve` with a fresh data directory; first-run account; the lab's
+   lab-server-2 added with the add-device wizard.
+2. Apps -> search -> Vaultwarden -> Deploy: "Analyzing your homelab…" turns into the
+   recommended device with its score; under "Advanced" a free host port is chosen.
+3. Deploy: the deployment page follows the worker over the WebSocket; the steps appear on
+   the page without a reload, then "Vaultwarden is ready at …" with an Open button.
+4. Day 2 from My apps: stop, start, logs (followed), "What I did"; then Remove ->
+   "Delete my data".
+5. Once more with the WebSocket dropped: the page falls back to polling and still ends
+   ready; removed again, and our key comes off the lab device.
+
+Screenshots: test-artifacts/browser/deploy-*.png.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as pysecrets
+import sqlite3
+import urllib.request
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.browser.test_first_run import (  # noqa: F401 - fixtures
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    ARTIFACTS,
+    chromium,
+    server,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.lab]
+
+DEVICE = "lab-server-2"
+
+
+def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab, tmp_path):  # noqa: F811
+    from marketplace.recipes import load_catalog
+    from tests.lab.images import build_and_push_recipe_images
+
+    build_and_push_recipe_images(lab, load_catalog([]), verbose=False)
+    lab_device = lab.device(DEVICE)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("deploy-*.png"):
+        old.unlink()
+
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    hosts_seen: set[str] = set()
+    page.on("request", lambda request: hosts_seen.add(urlparse(request.url).netloc))
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    polls: list[str] = []  # htmx polling of a deployment page (the fallback)
+    page.on(
+        "request",
+        lambda r: (
+            polls.append(r.url)
+            if r.headers.get("hx-request") and re.search(r"/deployments/\d+/$", r.url)
+            else None
+        ),
+    )
+    bodies: list[str] = []
+
+    def shot(name: str) -> None:
+        bodies.append(page.content())
+        page.screenshot(path=str(ARTIFACTS / f"deploy-{name}.png"), full_page=True)
+
+    try:
+        # 1. account and device
+        page.goto(server + "/")
+        page.fill("#id_username", ADMIN_USER)
+        page.fill("#id_password1", ADMIN_PASSWORD)
+        page.fill("#id_password2", ADMIN_PASSWORD)
+        page.get_by_role("button", name="Create my account").click()
+        page.wait_for_url(server + "/devices/add/")
+        page.fill("#id_name", DEVICE)
+        page.fill("#id_address", lab_device.address)
+        page.fill("#id_port", str(lab_device.port))
+        page.fill("#id_username", lab_device.username)
+        page.fill("#id_password", lab_device.password)
+        page.get_by_role("button", name="Test connection", exact=True).click()
+        page.locator("#check-results").get_by_text("Checking requirements").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Add this device").click()
+        page.wait_for_url(re.compile(r".*/devices/\d+/ready/$"), timeout=60_000)
+
+        # 2. the catalog, searched
+        page.get_by_role("link", name="Apps", exact=True).click()
+        page.wait_for_url(server + "/apps/")
+        assert page.get_by_role("heading", name="Apps", exact=True).is_visible()
+        shot("01-catalog")
+        page.fill("#id_q", "password")
+        page.locator("#app-cards .app-card").first.wait_for()
+        page.wait_for_function("document.querySelectorAll('#app-cards .app-card').length === 1")
+        assert "Vaultwarden" in page.locator("#app-cards").inner_text()
+        shot("02-search")
+        page.locator("#app-cards").get_by_role("link", name="Vaultwarden").click()
+        page.wait_for_url(server + "/apps/vaultwarden/")
+        assert page.get_by_text("Needs at least 128 MB of memory").is_visible()
+        shot("03-app")
+
+        # 3. the wizard
+        page.get_by_role("link", name="Deploy", exact=True).first.click()
+        page.wait_for_url(server + "/apps/vaultwarden/deploy/")
+        page.get_by_text(f"Recommended: {DEVICE}").wait_for(timeout=60_000)
+        option = page.locator(".device-option.recommended")
+        assert DEVICE in option.inner_text() and "this app needs 128 MB" in option.inner_text()
+        assert option.locator("input[type=radio]").is_checked()
+        shot("04-recommendation")
+        page.get_by_text("Advanced", exact=True).click()
+        port = 20000 + pysecrets.randbelow(20000)
+        page.fill("#id_port_web", str(port))
+        instance = f"browser-{pysecrets.token_hex(3)}"  # other sessions share the lab device
+        page.fill("#id_instance", instance)
+        page.locator("#id_port_web").dispatch_event("change")
+        page.locator("#compose-preview").get_by_text(f"{port}:80").wait_for()
+        page.locator("#id_instance").dispatch_event("change")
+        page.locator("#compose-preview").get_by_text(f"hl-vaultwarden-{instance}").first.wait_for()
+        assert "••••••" in page.locator("#compose-preview").inner_text()
+        shot("05-advanced")
+
+        # 4. deploy and watch
+        page.get_by_role("button", name="Deploy Vaultwarden").click()
+        page.wait_for_url(re.compile(r".*/deployments/\d+/$"), timeout=60_000)
+        deployment_url = page.url
+        page.evaluate("window.__notReloaded = true")
+        page.locator("#steps-list .progress-step").first.wait_for(timeout=60_000)
+        shot("06-progress")
+        page.locator(".outcome-ready").wait_for(timeout=240_000)
+        assert page.evaluate("window.__notReloaded === true"), "the page reloaded itself"
+        assert any("/ws/deployments/" in url for url in sockets), sockets
+        assert polls == [], f"the page polled although the WebSocket worked: {polls}"
+        ready = page.locator(".outcome-ready").inner_text()
+        assert f"Vaultwarden is ready at http://{lab_device.address}:{port}" in ready, ready
+        open_link = page.get_by_role("link", name="Open Vaultwarden")
+        assert open_link.get_attribute("href") == f"http://{lab_device.address}:{port}"
+        steps = page.locator("#steps-list").inner_text()
+        for words in ("Checking requirements", "Starting the app", "Waiting until the app answers"):
+            assert words in steps, steps
+        shot("07-ready")
+        with urllib.request.urlopen(
+            f"http://{lab_device.address}:{port}/alive", timeout=10
+        ) as answer:
+            assert answer.status == 200
+
+        # 5. My apps, then remove it with its data
+        page.get_by_role("link", name="My apps", exact=True).first.click()
+        page.wait_for_url(server + "/deployments/")
+        row = page.locator("tr", has_text="Vaultwarden")
+        assert DEVICE in row.inner_text() and "Running" in row.inner_text()
+        shot("08-my-apps")
+
+        # day 2: stop, start, logs (followed), "What I did"
+        row.get_by_role("button", name="Stop").click()
+        page.get_by_text("Vaultwarden is stopped.").wait_for(timeout=120_000)
+        assert "Stopped" in page.locator("tr", has_text="Vaultwarden").inner_text()
+        page.locator("tr", has_text="Vaultwarden").get_by_role("button", name="Start").click()
+        page.get_by_text("Vaultwarden is running again.").wait_for(timeout=120_000)
+        row = page.locator("tr", has_text="Vaultwarden")
+        assert "Running" in row.inner_text()
+        row.get_by_role("link", name="Logs").click()
+        page.get_by_role("heading", name="What Vaultwarden is saying").wait_for()
+        page.get_by_role("link", name="Follow").click()
+        page.locator("#logs[hx-trigger='every 2s']").wait_for()
+        with page.expect_response(lambda r: "/logs/?follow=1" in r.url, timeout=10_000):
+            pass
+        shot("09-logs")
+        page.goto(deployment_url)
+        page.get_by_role("link", name="What I did").click()
+        page.get_by_role("heading", name="What I did").wait_for()
+        debug = page.locator("main").inner_text()
+        assert "docker compose" in debug and "pre-flight checks" in debug and "••••••" in debug
+        shot("10-what-i-did")
+
+        page.get_by_role("link", name="My apps", exact=True).first.click()
+        row = page.locator("tr", has_text="Vaultwarden")
+        row.get_by_role("link", name="Remove").click()
+        assert page.get_by_role("button", name="Keep my data").is_visible()
+        shot("11-remove")
+        page.get_by_role("button", name="Delete my data").click()
+        page.wait_for_url(server + "/deployments/", timeout=120_000)
+        assert page.get_by_text("was removed from").is_visible()
+        shot("12-removed")
+        page.goto(deployment_url)
+        assert "Removed" in page.locator("#deployment-status").inner_text()
+
+        # 6. without the WebSocket (a proxy that drops it), the page polls instead
+        page.route_web_socket(re.compile(r".*/ws/deployments/.*"), lambda ws: ws.close())
+        page.goto(server + "/apps/vaultwarden/deploy/")
+        page.get_by_text(f"Recommended: {DEVICE}").wait_for(timeout=60_000)
+        page.get_by_text("Advanced", exact=True).click()
+        page.fill("#id_port_web", str(port))
+        page.fill("#id_instance", instance)
+        page.get_by_role("button", name="Deploy Vaultwarden").click()
+        page.wait_for_url(re.compile(r".*/deployments/\d+/$"), timeout=60_000)
+        assert page.url != deployment_url
+        page.locator(".outcome-ready").wait_for(timeout=240_000)
+        assert polls, "the page did not fall back to polling"
+        assert f"http://{lab_device.address}:{port}" in page.locator(".outcome-ready").inner_text()
+        shot("13-ready-by-polling")
+        page.get_by_role("link", name="Remove").click()
+        page.get_by_role("button", name="Delete my data").click()
+        page.wait_for_url(server + "/deployments/", timeout=120_000)
+        assert page.get_by_text("was removed from").is_visible()
+    finally:
+        context.close()
+        _take_our_key_off(lab, tmp_path / "data")
+
+    for body in bodies:
+        assert lab_device.password not in body
+        assert ADMIN_PASSWORD not in body
+    assert hosts_seen == {urlparse(server).netloc}, hosts_seen
+
+
+def _take_our_key_off(lab, data_dir) -> None:
+    """The removed deployment's row keeps the device (history), so the device cannot be
+    removed through its page; take the key this server installed off by hand."""
+    try:
+        with sqlite3.connect(data_dir / "homelab.sqlite3") as db:
+            rows = db.execute("SELECT public_key FROM devices_device").fetchall()
+    except sqlite3.Error:
+        return
+    for (key,) in rows:
+        if not key:
+            continue
+        lab.exec(
+            DEVICE,
+            [
+                "sh",
+                "-c",
+                'f=/root/.ssh/authorized_keys; grep -vF "$1" "$f" > "$f.new"; cat "$f.new" > "$f"; rm -f "$f.new"',
+                "sh",
+                key.split()[1],
+            ],
+        )
