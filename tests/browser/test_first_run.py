@@ -109,7 +109,7 @@ def _gib(text: str) -> float:
 def test_first_run_to_a_dashboard_with_the_new_device(server, chromium, lab):
     pi = lab.device("lab-pi")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
+    for old in ARTIFACTS.glob("0[0-9]-*.png"):
         old.unlink()
 
     context = chromium.new_context(viewport={"width": 1200, "height": 900})
