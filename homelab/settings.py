@@ -257,6 +257,10 @@ DISCOVERY_TIMEOUT_SECONDS = float(env_str("HOMELAB_DISCOVERY_TIMEOUT_SECONDS", "
 PLACEMENT_WEIGHTS = {"ram": 40, "storage": 30, "cpu": 15, "load": 10, "uptime": 5}
 PLACEMENT_POLICY = env_str("HOMELAB_PLACEMENT_POLICY", "spread")
 
+# Apps: where each app's folder lives on a device. Extra recipe folders come from the
+# HOMELAB_RECIPE_DIRS environment variable, read when the catalog loads (marketplace.recipes).
+HOMELAB_DEPLOY_ROOT = env_str("HOMELAB_DEPLOY_ROOT", "/opt/homelab/apps")
+
 Q_CLUSTER: dict = {
     "name": "homelab",
     "workers": env_int("HOMELAB_WORKERS", 2),
