@@ -328,3 +328,29 @@ def debug(request: HttpRequest, deployment_id: int):
             )
         ),
     }
+
+
+class ContainerUsageOut(Schema):
+    name: str
+    state: str
+    memory_bytes: int
+    cpu_percent: float
+
+
+class UsageOut(Schema):
+    memory_bytes: int
+    cpu_percent: float
+    containers: list[ContainerUsageOut]
+
+
+@router.get("/deployments/{deployment_id}/usage", response=UsageOut)
+def usage(request: HttpRequest, deployment_id: int):
+    """Memory and CPU the app uses now (one sample from the device; takes about a second)."""
+    from devices.ssh import SSHError
+    from marketplace.selectors import deployment_usage
+
+    deployment = _deployment_or_404(deployment_id)
+    try:
+        return deployment_usage(deployment=deployment)
+    except SSHError as exc:
+        raise HttpError(502, f"The device did not answer: {exc}") from None

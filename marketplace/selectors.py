@@ -59,3 +59,53 @@ def host_ports_in_use(*, device_ids: list[int] | None = None) -> dict[int, set[i
                 port for _, port, _ in host_ports(recipe, config)
             )
     return ports
+
+
+def deployment_usage(*, deployment: Deployment) -> dict:
+    """Memory and CPU the deployment's containers use now, read from the device's Docker.
+
+    1. List the containers of the compose project (label com.docker.compose.project).
+    2. One stats sample each: memory = usage minus inactive file cache (as `docker stats`
+       shows it); CPU % = container CPU time delta / system CPU time delta x online CPUs.
+    Returns {"memory_bytes", "cpu_percent", "containers": [{"name", "memory_bytes",
+    "cpu_percent", "state"}]}; raises devices.ssh.SSHError when the device does not answer.
+    """
+    from devices.ssh import docker_client
+
+    client = docker_client(deployment.device)
+    containers = client.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={deployment.project}"}
+    )
+    rows = []
+    for container in sorted(containers, key=lambda c: c.name):
+        memory, cpu = 0, 0.0
+        if container.status == "running":
+            stats = container.stats(stream=False)
+            memory, cpu = _memory_bytes(stats), _cpu_percent(stats)
+        rows.append({"name": container.name, "memory_bytes": memory, "cpu_percent": cpu,
+                     "state": container.status})
+    return {
+        "memory_bytes": sum(row["memory_bytes"] for row in rows),
+        "cpu_percent": round(sum(row["cpu_percent"] for row in rows), 1),
+        "containers": rows,
+    }
+
+
+def _memory_bytes(stats: dict) -> int:
+    memory = stats.get("memory_stats") or {}
+    usage = int(memory.get("usage") or 0)
+    detail = memory.get("stats") or {}
+    cache = detail.get("total_inactive_file", detail.get("inactive_file", 0)) or 0
+    return max(usage - int(cache), 0)
+
+
+def _cpu_percent(stats: dict) -> float:
+    now, before = stats.get("cpu_stats") or {}, stats.get("precpu_stats") or {}
+    container_delta = (now.get("cpu_usage", {}).get("total_usage", 0) or 0) - (
+        before.get("cpu_usage", {}).get("total_usage", 0) or 0
+    )
+    system_delta = (now.get("system_cpu_usage") or 0) - (before.get("system_cpu_usage") or 0)
+    cpus = now.get("online_cpus") or len(now.get("cpu_usage", {}).get("percpu_usage") or []) or 1
+    if container_delta <= 0 or system_delta <= 0:
+        return 0.0
+    return round(100.0 * container_delta / system_delta * cpus, 1)

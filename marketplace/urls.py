@@ -13,6 +13,7 @@ urlpatterns = [
         "deployments/<int:deployment_id>/remove/", views.deployment_remove, name="deployment_remove"
     ),
     path("deployments/<int:deployment_id>/logs/", views.deployment_logs, name="deployment_logs"),
+    path("deployments/<int:deployment_id>/usage/", views.deployment_usage, name="deployment_usage"),
     path(
         "deployments/<int:deployment_id>/what-i-did/",
         views.deployment_debug,

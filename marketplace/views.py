@@ -307,6 +307,19 @@ def deployment_remove(request: HttpRequest, deployment_id: int) -> HttpResponse:
     )
 
 
+def deployment_usage(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """Memory and CPU right now (a fragment the deployment page loads lazily)."""
+    from devices.ssh import SSHError
+    from marketplace.selectors import deployment_usage as read_usage
+
+    deployment = _deployment_or_404(deployment_id)
+    try:
+        context = {"usage": read_usage(deployment=deployment)}
+    except SSHError:
+        context = {"error": f"{deployment.device.name} did not answer; try again in a moment."}
+    return render(request, "marketplace/_usage.html", context)
+
+
 def deployment_logs(request: HttpRequest, deployment_id: int) -> HttpResponse:
     """The app's last log lines; "Follow" refreshes them every 2 s (htmx)."""
     deployment = _deployment_or_404(deployment_id)

@@ -189,6 +189,14 @@ def test_an_app_lands_on_the_top_device_answers_and_is_removed_without_a_trace(l
     assert Deployment.objects.get(pk=deployment.pk).status == DeploymentStatus.RUNNING
     assert isinstance(services.deployment_logs(deployment=deployment, tail=20), str)
 
+    # what it uses, read from the device's Docker
+    from marketplace.selectors import deployment_usage
+
+    usage = deployment_usage(deployment=deployment)
+    assert [row["state"] for row in usage["containers"]] == ["running"]
+    assert 1_000_000 < usage["memory_bytes"] < device.ram_total_bytes
+    assert usage["cpu_percent"] >= 0
+
     services.deployment_remove(deployment=deployment, delete_data=True)
     assert Deployment.objects.get(pk=deployment.pk).status == DeploymentStatus.REMOVED
     assert leftovers(lab, device.name, deployment.project) == {}

@@ -356,3 +356,13 @@ def test_unknown_deployments_and_actions_are_not_found(signed_in):
     assert (
         signed_in.get(reverse("deployment_action", args=[deployment.pk, "stop"])).status_code == 405
     )
+
+
+def test_the_usage_fragment_says_so_when_the_device_does_not_answer(signed_in):
+    # 127.0.0.1 port 1: nothing listens there, so the connection is refused at once.
+    device = make_device("away", ram_total_gib=4, ram_used_gib=1, address="127.0.0.1", port=1)
+    deployment = make_deployment(device)
+    html = signed_in.get(f"/deployments/{deployment.pk}/usage/").content.decode()
+    assert "away did not answer" in html
+    page = signed_in.get(f"/deployments/{deployment.pk}/").content.decode()
+    assert f"/deployments/{deployment.pk}/usage/" in page
