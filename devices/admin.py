@@ -3,8 +3,8 @@
 from django.contrib import admin, messages
 
 from devices import services
-from devices.ssh import fingerprint
 from devices.models import Device, DeviceMetric
+from devices.ssh import fingerprint
 
 
 @admin.register(Device)

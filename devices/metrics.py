@@ -472,7 +472,7 @@ def gather(
             info = docker_info()
         except ssh.SSHError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any API trouble: ask the CLI instead
+        except Exception as exc:
             logger.info("Docker API did not answer (%s); asking the docker CLI", type(exc).__name__)
             info = None
         if info is not None:

@@ -182,7 +182,7 @@ def normalize_private_key(text: str) -> KeyPair:
                 "The private key is protected by a passphrase. Remove it first "
                 "(ssh-keygen -p -f KEYFILE) or log in with a password instead."
             ) from None
-        except (ValueError, Exception) as exc:  # noqa: BLE001 - cryptography raises various
+        except (ValueError, Exception) as exc:
             errors.append(type(exc).__name__)
     if loaded is None:
         raise InvalidKey(
@@ -576,7 +576,7 @@ class ConnectionManager:
         if entry.docker is not None:
             try:
                 entry.docker.close()
-            except Exception:  # noqa: BLE001 - closing a dead client may fail; it is gone anyway
+            except Exception:
                 logger.debug("Closing a docker client failed")
         if entry.transport is not None:
             entry.transport.close()

@@ -203,7 +203,7 @@ def parse_port(entry: Any) -> PublishedPort:
         published = entry.get("published")
         protocol = str(entry.get("protocol", "tcp"))
         if not isinstance(target, int):
-            raise ValueError("a long-syntax port needs an integer `target`")  # noqa: TRY004
+            raise ValueError("a long-syntax port needs an integer `target`")
         return PublishedPort(
             target,
             int(published) if published is not None else None,
