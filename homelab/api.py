@@ -72,8 +72,8 @@ api.add_router("/system", system)
 
 
 def _register_app_routers() -> None:
-    from devices.api import router as devices_router
     from devices.api import resources_router
+    from devices.api import router as devices_router
 
     api.add_router("/devices", devices_router)
     api.add_router("/resources", resources_router)
@@ -83,6 +83,12 @@ def _register_app_routers() -> None:
         marketplace_router = None
     if marketplace_router is not None:
         api.add_router("", marketplace_router)
+    try:
+        from pooling.api import router as pooling_router
+    except ImportError:  # pooling API not built yet
+        pooling_router = None
+    if pooling_router is not None:
+        api.add_router("/pooling", pooling_router)
     try:
         from scheduling.api import router as scheduling_router
     except ImportError:  # placement not built yet

@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("placement/", include("scheduling.urls")),
+    path("pooling/", include("pooling.urls")),
     path("", include("marketplace.urls")),
     path("", include("devices.urls")),
 ]

@@ -250,21 +250,30 @@ class DeviceShell:
             return exit_code, output
         raise AssertionError("unreachable")
 
-    def run(self, args: list[str], *, timeout: float | None = None) -> tuple[int, str, str]:
+    def run(
+        self, args: list[str], *, timeout: float | None = None, stdin: bytes | None = None
+    ) -> tuple[int, str, str]:
         from devices import ssh
 
         result: dict = {}
 
         def action() -> tuple[int, str]:
-            exit_code, out, err = ssh.run(self.device, args, timeout=timeout)
+            exit_code, out, err = ssh.run(self.device, args, timeout=timeout, stdin=stdin)
             result["out"], result["err"] = out, err
             return exit_code, (out + ("\n" if out and err else "") + err).strip()
 
         exit_code, _ = self._retrying(ssh.quote_command(args), action)
         return exit_code, result["out"], result["err"]
 
-    def check(self, args: list[str], *, timeout: float | None = None, what: str) -> str:
-        exit_code, out, err = self.run(args, timeout=timeout)
+    def check(
+        self,
+        args: list[str],
+        *,
+        timeout: float | None = None,
+        what: str,
+        stdin: bytes | None = None,
+    ) -> str:
+        exit_code, out, err = self.run(args, timeout=timeout, stdin=stdin)
         if exit_code != 0:
             detail = mask((err or out).strip(), self.secrets)
             raise StepFailed(f"{what} failed (exit {exit_code}): {tail(detail, 1500)}")
@@ -370,6 +379,7 @@ class DeploymentPipeline:
         self.folder = f"{deploy_root()}/{deployment.project}"
         self.compose_file = f"{self.folder}/compose.yaml"
         self.compose_text = ""
+        self.compose_data: dict = {}
 
     # -- helpers
     def compose(self, *args: str) -> list[str]:
@@ -383,9 +393,18 @@ class DeploymentPipeline:
         ]
 
     def steps(self) -> list[Step]:
+        from pooling.services import pooling_applies
+
+        # --- pooling: only for apps whose databases the pool offers (not bundled)
+        pooled = (
+            [Step("shared databases", "preparing", self.pool_databases)]
+            if pooling_applies(self.recipe, self.deployment.config)
+            else []
+        )
         return [
             Step("pre-flight checks", "validating", self.preflight),
             Step("render compose file", "preparing", self.render),
+            *pooled,
             Step("upload compose file", "preparing", self.upload),
             Step("start containers", "deploying", self.compose_up),
             Step("configure", "configuring", self.configure),
@@ -428,13 +447,37 @@ class DeploymentPipeline:
             )
         except RenderError as exc:
             raise StepFailed(f"config.{exc.field}: {exc.message}") from None
-        self.compose_text = dump_compose(data)
-        masked = mask(self.compose_text, self.secrets.values())
+        self.compose_data = data
+        self._store_compose(dump_compose(data))
+        return f"{len(self.compose_text.splitlines())} lines, {len(self.secrets)} secret(s) masked"
+
+    def _store_compose(self, text: str) -> None:
+        self.compose_text = text
+        masked = mask(self.compose_text, [*self.secrets.values(), *self.shell.secrets])
         type(self.deployment).objects.filter(pk=self.deployment.pk).update(
             compose_masked=masked, compose_path=self.compose_file
         )
         self.deployment.compose_masked, self.deployment.compose_path = masked, self.compose_file
-        return f"{len(self.compose_text.splitlines())} lines, {len(self.secrets)} secret(s) masked"
+
+    # -- 2b. pooling (only when the pool serves one of the app's databases)
+    def pool_databases(self, ctx: Context) -> str:
+        """Provision the app's databases in the device's shared instances and wire the
+        rendered compose to them (pooling.services.pooled_databases_attach)."""
+        from marketplace.compose import dump_compose
+        from pooling.services import PoolingError, pooled_databases_attach
+
+        try:
+            message = pooled_databases_attach(
+                deployment=self.deployment,
+                recipe=self.recipe,
+                compose=self.compose_data,
+                shell=self.shell,
+                on_undo=ctx.on_undo,
+            )
+        except PoolingError as exc:
+            raise StepFailed(exc.message) from None
+        self._store_compose(dump_compose(self.compose_data))
+        return message
 
     # -- 3. upload
     def upload(self, ctx: Context) -> str:

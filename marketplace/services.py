@@ -123,11 +123,18 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
         config = {}
     if not isinstance(config, dict):
         raise DeploymentError("config: must be an object with ports and env.", field="config")
-    unknown = sorted(set(config) - {"ports", "env"})
+    unknown = sorted(set(config) - {"ports", "env", "bundled_databases"})
     if unknown:
         raise DeploymentError(
-            f"config.{unknown[0]}: not a known setting (use ports and env).",
+            f"config.{unknown[0]}: not a known setting (use ports, env and bundled_databases).",
             field=f"config.{unknown[0]}",
+        )
+    bundled = config.get("bundled_databases", False)
+    if not isinstance(bundled, bool):
+        raise DeploymentError(
+            "config.bundled_databases: must be true (run the app's own database containers) "
+            "or false (use the device's shared database server).",
+            field="config.bundled_databases",
         )
     ports = {} if config.get("ports") is None else config["ports"]
     env = {} if config.get("env") is None else config["env"]
@@ -151,6 +158,8 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
         clean["ports"] = {str(k): int(v) for k, v in ports.items()}
     if env:
         clean["env"] = {str(k): str(v) for k, v in env.items()}
+    if bundled:
+        clean["bundled_databases"] = True
     return clean
 
 
@@ -471,6 +480,16 @@ def _remove_from_device(deployment: Deployment, *, delete_data: bool) -> None:
     try:
         p = pipeline.DeploymentPipeline(deployment, recipe_for(deployment.slug))
         message = p.compose_down(delete_data=delete_data) + "; " + p.remove_folder()
+        # --- pooling: the app's pooled databases (dumped first when its data is kept)
+        from pooling.services import PoolingError, pooled_databases_release
+
+        try:
+            released = pooled_databases_release(
+                deployment=deployment, keep_data=not delete_data, shell=p.shell
+            )
+        except PoolingError as exc:
+            raise pipeline.StepFailed(exc.message) from None
+        message += f"; {released}" if released else ""
     except (DeploymentError, pipeline.StepFailed, ssh.SSHError) as exc:
         text = pipeline.mask(getattr(exc, "message", str(exc)), deployment.secret_values().values())
         step.status, step.message = DeploymentStep.Status.FAILED, text
@@ -533,6 +552,10 @@ def deployments_recover_interrupted() -> int:
             p = pipeline.DeploymentPipeline(deployment, recipe_for(deployment.slug))
             p.compose_down()
             p.remove_folder()
+            # --- pooling: its pooled databases go too (dumped first: they may hold data)
+            from pooling.services import pooled_databases_release
+
+            pooled_databases_release(deployment=deployment, keep_data=True, shell=p.shell)
         except Exception as exc:  # noqa: BLE001 - the device may be away; say so
             message = (
                 "The control plane stopped during this deployment and cleaning up failed "

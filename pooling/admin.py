@@ -1,1 +1,27 @@
-from django.contrib import admin  # noqa: F401
+"""Admin: read-only views of shared instances and pooled databases (no secrets)."""
+
+from django.contrib import admin
+
+from pooling.models import PooledDatabase, SharedInstance
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SharedInstance)
+class SharedInstanceAdmin(_ReadOnly):
+    list_display = ("engine", "device", "version", "status", "measured_memory_bytes", "created")
+    list_filter = ("engine", "status", "device")
+    exclude = ("admin_password",)
+
+
+@admin.register(PooledDatabase)
+class PooledDatabaseAdmin(_ReadOnly):
+    list_display = ("database_name", "instance", "deployment", "size_bytes", "created")
+    search_fields = ("database_name", "role_name")
+    exclude = ("password",)

@@ -1,0 +1,90 @@
+"""JSON API of the database pool: shared instances and their databases (never secrets)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema
+
+from pooling import selectors
+from pooling.models import SharedInstance
+
+router = Router(tags=["pooling"])
+
+
+class PooledDatabaseOut(Schema):
+    id: int
+    database: str
+    role: str
+    deployment_id: int | None
+    app: str | None
+    size_bytes: int | None
+    created: datetime
+
+
+class SharedInstanceOut(Schema):
+    id: int
+    device_id: int
+    device: str
+    engine: str
+    version: str
+    project: str
+    status: str
+    apps: int
+    measured_memory_bytes: int | None
+    standalone_memory_bytes: int
+    standalone_memory_source: str
+    saved_ram_bytes: int
+    created: datetime
+
+
+class SharedInstanceDetailOut(SharedInstanceOut):
+    databases: list[PooledDatabaseOut]
+
+
+def _out(instance: SharedInstance) -> dict:
+    apps = getattr(instance, "apps", None)
+    if apps is None:
+        apps = instance.databases.count()
+    baseline, source = selectors.shared_instance_baseline(instance)
+    return {
+        "id": instance.pk,
+        "device_id": instance.device_id,
+        "device": instance.device.name,
+        "engine": instance.engine,
+        "version": instance.version,
+        "project": instance.project,
+        "status": instance.status,
+        "apps": apps,
+        "measured_memory_bytes": instance.measured_memory_bytes,
+        "standalone_memory_bytes": baseline,
+        "standalone_memory_source": source,
+        "saved_ram_bytes": selectors.shared_instance_saved_bytes(instance, apps),
+        "created": instance.created,
+    }
+
+
+@router.get("/instances", response=list[SharedInstanceOut])
+def instances(request):
+    return [_out(i) for i in selectors.shared_instances_live()]
+
+
+@router.get("/instances/{instance_id}", response=SharedInstanceDetailOut)
+def instance_detail(request, instance_id: int):
+    instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
+    return {
+        **_out(instance),
+        "databases": [
+            {
+                "id": d.pk,
+                "database": d.database_name,
+                "role": d.role_name,
+                "deployment_id": d.deployment_id,
+                "app": d.deployment.app_name if d.deployment else None,
+                "size_bytes": d.size_bytes,
+                "created": d.created,
+            }
+            for d in selectors.pooled_databases_of(instance)
+        ],
+    }

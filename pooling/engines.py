@@ -1,0 +1,367 @@
+"""Per-engine names, quoting, SQL and commands of the shared database servers.
+
+Pure functions: nothing here talks to a device, so every rule is unit-tested.
+
+Names: an app's database and role are derived from its validated slug and instance
+(`paperless-ngx` + `a` -> `paperless_ngx_a`) and must match NAME_RE; anything else
+(`a;drop`, `$(id)`, quotes, backticks) is refused before it can reach a shell or SQL.
+They are still quoted as identifiers everywhere they are used.
+
+SQL always travels on the command's stdin, never on its command line.
+
+Redis: its ACLs can give each app a user with a password and a key prefix (`~app:*`), but
+not a private keyspace: `KEYS`/`SCAN` still see other prefixes' names unless denied,
+`FLUSHALL`/`CONFIG` must be denied with `-@dangerous`, and memory limits are global. The
+pool therefore does not share Redis yet; apps keep their bundled Redis (see README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from marketplace.compose import ALPHABETS, generate_secret
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
+_INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+PASSWORD_LENGTH = 40
+PASSWORD_ALPHABET = ALPHABETS["alnum"]  # letters and digits: safe in compose, URLs, shells
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+NETWORK = "homelab-pool"
+MIB = 1024 * 1024
+
+# manifest engine (marketplace) -> pool engine
+MANIFEST_ENGINES = {"postgres": "postgres", "mysql": "mariadb", "redis": "redis"}
+# engines the pool offers today
+POOLED_ENGINES = ("postgres", "mariadb")
+
+
+class NameError_(ValueError):  # not the builtin NameError
+    """A name that may not reach SQL or a shell."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    engine: str
+    service: str  # the compose service of the shared instance (and its network alias)
+    port: int
+    url_scheme: str
+    data_path: str
+    # "without pooling" baseline until measured on the device: one idle standalone server
+    # of this engine with its image's default settings.
+    default_standalone_bytes: int
+    default_source: str
+
+
+ENGINES: dict[str, EngineSpec] = {
+    "postgres": EngineSpec(
+        "postgres",
+        "postgres",
+        5432,
+        "postgresql",
+        "/var/lib/postgresql/data",
+        48 * MIB,
+        "an idle postgres:16 container with default settings (shared_buffers=128MB, "
+        "max_connections=100) holds about 40-50 MiB resident after start-up "
+        "(docker stats; PostgreSQL docs, 'Resource Consumption'); replaced by a measured "
+        "standalone instance on the device once measured",
+    ),
+    "mariadb": EngineSpec(
+        "mariadb",
+        "mariadb",
+        3306,
+        "mysql",
+        "/var/lib/mysql",
+        96 * MIB,
+        "an idle mariadb:11 container with default settings (innodb_buffer_pool_size=128M) "
+        "and a nofile limit holds about 90-110 MiB (docker stats; MariaDB KB, 'Configuring "
+        "MariaDB for Optimal Performance'); replaced by a measured standalone instance "
+        "once measured",
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- names
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise NameError_(
+            f"{name!r} cannot be a database or role name: use 1-41 lowercase letters, digits "
+            "or '_', starting with a letter."
+        )
+    return name
+
+
+def database_name_for(*, slug: str, instance: str) -> str:
+    """`<slug>_<instance>` with '-' as '_'; long names end in a short hash so they stay
+    unique within 41 characters."""
+    if not isinstance(slug, str) or not _SLUG_RE.match(slug):
+        raise NameError_(f"{slug!r} is not a valid app slug.")
+    if not isinstance(instance, str) or not _INSTANCE_RE.match(instance):
+        raise NameError_(f"{instance!r} is not a valid instance name.")
+    name = f"{slug}_{instance}".replace("-", "_")
+    if not name[0].isalpha():
+        name = f"app_{name}"
+    if len(name) > 41:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[:32].rstrip('_')}_{digest}"
+    return check_name(name)
+
+
+def project_for(engine: str, prefix: str = "hl-pool") -> str:
+    project = f"{prefix}-{engine}"
+    if engine not in ENGINES or not _PROJECT_RE.match(project):
+        raise NameError_(f"{project!r} is not a valid project name.")
+    return project
+
+
+def generate_password() -> str:
+    return generate_secret(PASSWORD_LENGTH, "alnum")
+
+
+def check_password(password: str) -> str:
+    if (
+        not isinstance(password, str)
+        or len(password) < 32
+        or any(c not in PASSWORD_ALPHABET for c in password)
+    ):
+        raise ValueError("a pooled password must be 32+ letters and digits")
+    return password
+
+
+# --------------------------------------------------------------------------- quoting
+def pg_ident(name: str) -> str:
+    return '"' + check_name(name).replace('"', '""') + '"'
+
+
+def pg_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def my_ident(name: str) -> str:
+    return "`" + check_name(name).replace("`", "``") + "`"
+
+
+def my_grant_db(name: str) -> str:
+    """A database name in GRANT, where `_` and `%` are wildcards: escaped with '\\'."""
+    escaped = check_name(name).replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    return "`" + escaped.replace("`", "``") + "`"
+
+
+def my_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# ------------------------------------------------------------------------------- SQL
+EXISTED_MARK = "existed="
+
+
+def provision_sql(engine: str, *, database: str, role: str, password: str) -> str:
+    """Idempotent: creates what is missing, sets a left-over role's password to the stored
+    one, never duplicates. Prints `existed=t|f` (postgres) / `existed=1|0` first."""
+    check_password(password)
+    if engine == "postgres":
+        db, r, pw = pg_ident(database), pg_ident(role), pg_literal(password)
+        return "\n".join(
+            [
+                (
+                    f"SELECT '{EXISTED_MARK}' || EXISTS (SELECT 1 FROM pg_database WHERE "
+                    f"datname = {pg_literal(database)});"
+                ),
+                "DO $pool$ BEGIN",
+                f"  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {pg_literal(role)}) THEN",
+                f"    CREATE ROLE {r} LOGIN PASSWORD {pw} NOSUPERUSER NOCREATEDB NOCREATEROLE;",
+                "  ELSE",
+                f"    ALTER ROLE {r} WITH LOGIN PASSWORD {pw} NOSUPERUSER NOCREATEDB NOCREATEROLE;",
+                "  END IF;",
+                "END $pool$;",
+                (
+                    f"SELECT {pg_literal(f'CREATE DATABASE {db} OWNER {r}')} WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM pg_database WHERE datname = {pg_literal(database)})\\gexec"
+                ),
+                f"ALTER DATABASE {db} OWNER TO {r};",
+                f"REVOKE ALL ON DATABASE {db} FROM PUBLIC;",
+                f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {r};",
+                "",
+            ]
+        )
+    if engine == "mariadb":
+        user = f"{my_literal(check_name(role))}@'%'"
+        return "\n".join(
+            [
+                (
+                    f"SELECT CONCAT('{EXISTED_MARK}', COUNT(*)) FROM information_schema.SCHEMATA "
+                    f"WHERE SCHEMA_NAME = {my_literal(check_name(database))};"
+                ),
+                f"CREATE DATABASE IF NOT EXISTS {my_ident(database)};",
+                f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {my_literal(password)};",
+                f"ALTER USER {user} IDENTIFIED BY {my_literal(password)};",
+                f"GRANT ALL PRIVILEGES ON {my_grant_db(database)}.* TO {user};",
+                "FLUSH PRIVILEGES;",
+                "",
+            ]
+        )
+    raise ValueError(f"the pool does not offer {engine!r}")
+
+
+def drop_sql(engine: str, *, database: str, role: str) -> str:
+    if engine == "postgres":
+        return "\n".join(
+            [
+                f"DROP DATABASE IF EXISTS {pg_ident(database)} WITH (FORCE);",
+                f"DROP ROLE IF EXISTS {pg_ident(role)};",
+                "",
+            ]
+        )
+    if engine == "mariadb":
+        return "\n".join(
+            [
+                f"DROP DATABASE IF EXISTS {my_ident(database)};",
+                f"DROP USER IF EXISTS {my_literal(check_name(role))}@'%';",
+                "FLUSH PRIVILEGES;",
+                "",
+            ]
+        )
+    raise ValueError(f"the pool does not offer {engine!r}")
+
+
+def size_sql(engine: str) -> str:
+    """`name<TAB>bytes` per database."""
+    if engine == "postgres":
+        return "SELECT datname || chr(9) || pg_database_size(datname) FROM pg_database;\n"
+    return (
+        "SELECT CONCAT(table_schema, CHAR(9), SUM(data_length + index_length)) "
+        "FROM information_schema.TABLES GROUP BY table_schema;\n"
+    )
+
+
+def parse_existed(output: str) -> bool:
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith(EXISTED_MARK):
+            return line[len(EXISTED_MARK) :] in ("t", "true", "1")
+    raise ValueError(f"no {EXISTED_MARK} line in the server's answer")
+
+
+# -------------------------------------------------------------------------- commands
+# The admin password of MariaDB travels on stdin's first line, never on a command line.
+_MARIADB_CLIENT = 'read -r p; MYSQL_PWD="$p"; export MYSQL_PWD; exec mariadb -uroot -N -B'
+
+
+def sql_command(engine: str, container: str) -> list[str]:
+    """The command that runs SQL from stdin in the shared container."""
+    if engine == "postgres":
+        psql = ["psql", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-q"]
+        return ["docker", "exec", "-i", container, *psql]
+    if engine == "mariadb":
+        return ["docker", "exec", "-i", container, "sh", "-c", _MARIADB_CLIENT]
+    raise ValueError(f"the pool does not offer {engine!r}")
+
+
+_MARIADB_READY = (
+    'read -r p; MYSQL_PWD="$p"; export MYSQL_PWD; '
+    'exec mariadb -uroot -h 127.0.0.1 -N -B -e "SELECT 1"'
+)
+
+
+def ready_command(engine: str, container: str) -> list[str]:
+    """Succeeds once the final server answers over TCP: the entrypoints' first-start
+    servers listen on the socket only, and a healthy socket can vanish a moment later.
+    (stdin: `sql_stdin(engine, "", admin_password)`)"""
+    if engine == "postgres":
+        return ["docker", "exec", container, "pg_isready", "-h", "127.0.0.1", "-U", "postgres"]
+    if engine == "mariadb":
+        return ["docker", "exec", "-i", container, "sh", "-c", _MARIADB_READY]
+    raise ValueError(f"the pool does not offer {engine!r}")
+
+
+def sql_stdin(engine: str, sql: str, admin_password: str) -> bytes:
+    if engine == "mariadb":
+        return (check_password(admin_password) + "\n" + sql).encode()
+    return sql.encode()
+
+
+def dump_command(engine: str, container: str, database: str, path: str) -> list[str]:
+    """A dump of one database into `path` on the device (stdin: `sql_stdin(engine, "",
+    admin_password)`). Every value is a positional parameter of a fixed script."""
+    check_name(database)
+    if engine == "postgres":
+        script = 'docker exec "$1" pg_dump -U postgres -d "$2" > "$3"'
+        return ["sh", "-c", script, "sh", container, database, path]
+    if engine == "mariadb":
+        inner = (
+            'read -r p; MYSQL_PWD="$p"; export MYSQL_PWD; '
+            'exec mariadb-dump -uroot --single-transaction --databases "$1"'
+        )
+        script = 'docker exec -i "$1" sh -c "$4" sh "$2" > "$3"'
+        return ["sh", "-c", script, "sh", container, database, path, inner]
+    raise ValueError(f"the pool does not offer {engine!r}")
+
+
+def connection_env(
+    spec: EngineSpec, *, host: str, database: str, user: str, password: str
+) -> dict[str, str]:
+    """Values by manifest role (host, port, database, user, password, url)."""
+    return {
+        "host": host,
+        "port": str(spec.port),
+        "database": database,
+        "user": user,
+        "password": password,
+        "url": f"{spec.url_scheme}://{user}:{password}@{host}:{spec.port}/{database}",
+    }
+
+
+# ------------------------------------------------------------------- shared compose
+def shared_compose(engine: str, *, project: str, admin_password: str, network: str) -> dict:
+    """The shared instance's compose data from its built-in recipe."""
+    text = (RECIPES_DIR / engine / "compose.yaml").read_text()
+    data = yaml.safe_load(text)
+    data["name"] = project
+    spec = ENGINES[engine]
+    service = data["services"][spec.service]
+    env = service["environment"]
+    for key, value in list(env.items()):
+        if value == "${POOL_ADMIN_PASSWORD}":
+            env[key] = check_password(admin_password)
+    service["networks"] = {"pool": {"aliases": [project]}}
+    data["networks"]["pool"]["name"] = network
+    service["labels"] = {"homelab.pool": engine, "homelab.project": project}
+    return data
+
+
+def image_version(engine: str) -> tuple[str, str]:
+    data = yaml.safe_load((RECIPES_DIR / engine / "compose.yaml").read_text())
+    image = data["services"][ENGINES[engine].service]["image"]
+    return image, image.rpartition(":")[2]
+
+
+_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def parse_mem_usage(text: str) -> int | None:
+    """`12.5MiB / 1.9GiB` (docker stats MemUsage) -> bytes used."""
+    m = re.match(r"^\s*([\d.]+)\s*([A-Za-z]+)", text or "")
+    if not m or m.group(2).lower() not in _UNITS:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def saved_bytes(*, apps: int, standalone_bytes: int, shared_bytes: int) -> int:
+    """(apps x standalone) - shared, never negative."""
+    if apps <= 0 or shared_bytes is None:
+        return 0
+    return max(0, apps * standalone_bytes - shared_bytes)

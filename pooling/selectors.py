@@ -1,0 +1,157 @@
+"""Reads about the database pool: instances, their databases and the memory saved."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from pooling import engines
+from pooling.models import PooledDatabase, SharedInstance
+
+
+def shared_instances_live() -> QuerySet[SharedInstance]:
+    return (
+        SharedInstance.objects.exclude(status=SharedInstance.Status.REMOVED)
+        .select_related("device")
+        .annotate(apps=Count("databases"))
+    )
+
+
+def shared_instance_baseline(instance: SharedInstance) -> tuple[int, str]:
+    """(bytes of one standalone server of the engine, where that figure comes from)."""
+    if instance.standalone_memory_bytes:
+        return instance.standalone_memory_bytes, "measured on the device"
+    spec = engines.ENGINES.get(instance.engine)
+    if spec is None:
+        return 0, "no baseline for this engine"
+    return spec.default_standalone_bytes, f"documented default: {spec.default_source}"
+
+
+def shared_instance_saved_bytes(instance: SharedInstance, apps: int | None = None) -> int:
+    if apps is None:
+        apps = PooledDatabase.objects.filter(instance=instance).count()
+    if instance.measured_memory_bytes is None:
+        return 0
+    baseline, _ = shared_instance_baseline(instance)
+    return engines.saved_bytes(
+        apps=apps, standalone_bytes=baseline, shared_bytes=instance.measured_memory_bytes
+    )
+
+
+def pooling_saved_ram_bytes() -> int:
+    """Sum over live instances of (apps x standalone baseline - measured shared memory),
+    each never negative; an instance not measured yet counts 0."""
+    return sum(shared_instance_saved_bytes(i, i.apps) for i in shared_instances_live())
+
+
+def pooled_databases_of(instance: SharedInstance) -> QuerySet[PooledDatabase]:
+    return PooledDatabase.objects.filter(instance=instance).select_related("deployment")
+
+
+def pooling_recommendations() -> list[dict]:
+    """Apps that run their own database container of an engine the pool offers, grouped by
+    device and engine, with what sharing would save.
+
+    1. Live deployments (running or stopped) whose recipe needs a poolable engine and that
+       have no pooled database for it (deployed with bundled_databases, or before pooling).
+    2. Per device and engine: n such apps. With a shared instance there already, sharing
+       saves about n x baseline; without one, (n - 1) x baseline (one server stays).
+    3. Only groups that would save something are returned.
+    """
+    from marketplace.models import Deployment
+    from marketplace.recipes import load_catalog
+
+    catalog = load_catalog()
+    groups: dict[tuple[int, str], dict] = {}
+    deployments = Deployment.objects.filter(status__in=("running", "stopped")).select_related(
+        "device"
+    )
+    for deployment in deployments:
+        recipe = catalog.recipes.get(deployment.slug)
+        if recipe is None:
+            continue
+        pooled_engines = set(
+            PooledDatabase.objects.filter(deployment=deployment).values_list(
+                "instance__engine", flat=True
+            )
+        )
+        for need in recipe.manifest.requires_database:
+            engine = engines.MANIFEST_ENGINES[need.engine]
+            if engine not in engines.POOLED_ENGINES or engine in pooled_engines:
+                continue
+            group = groups.setdefault(
+                (deployment.device_id, engine),
+                {"device": deployment.device, "engine": engine, "apps": []},
+            )
+            group["apps"].append(deployment)
+    out = []
+    for (device_id, engine), group in sorted(groups.items(), key=lambda kv: kv[0]):
+        shared = (
+            SharedInstance.objects.filter(device_id=device_id, engine=engine)
+            .exclude(status=SharedInstance.Status.REMOVED)
+            .first()
+        )
+        baseline = (
+            shared_instance_baseline(shared)[0]
+            if shared
+            else engines.ENGINES[engine].default_standalone_bytes
+        )
+        n = len(group["apps"])
+        saved = n * baseline if shared else (n - 1) * baseline
+        if saved <= 0:
+            continue
+        label = "PostgreSQL" if engine == "postgres" else "MariaDB"
+        group.update(
+            saved_bytes=saved,
+            sentence=(
+                f"{n} app{'s' if n != 1 else ''} run{'' if n != 1 else 's'} their own {label} "
+                f"on {group['device'].name}: sharing would save about {saved // (1024 * 1024)} MB"
+            ),
+        )
+        out.append(group)
+    return out
+
+
+def pooling_preview(*, device, recipe, config: dict | None = None) -> list[str]:
+    """Sentences for the deploy wizard's resource preview: which shared server the app
+    would use on `device`, and what that saves or costs."""
+    from pooling.services import pooling_applies
+
+    if not pooling_applies(recipe, config):
+        return []
+    out = []
+    for need in recipe.manifest.requires_database:
+        engine = engines.MANIFEST_ENGINES[need.engine]
+        if engine not in engines.POOLED_ENGINES:
+            continue
+        label = "PostgreSQL" if engine == "postgres" else "MariaDB"
+        shared = (
+            SharedInstance.objects.filter(device=device, engine=engine)
+            .exclude(status=SharedInstance.Status.REMOVED)
+            .first()
+        )
+        if shared is not None:
+            baseline, _ = shared_instance_baseline(shared)
+            out.append(
+                f"Will use the shared {label} on {device.name} "
+                f"(saves about {baseline // engines.MIB} MB)"
+            )
+        else:
+            cost = engines.ENGINES[engine].default_standalone_bytes // engines.MIB
+            out.append(
+                f"No {label} on {device.name} yet: will start a shared one (about {cost} MB)"
+            )
+    return out
+
+
+def pooled_databases_for_deployment(deployment) -> list[dict]:
+    """What a deployment's detail says about its pooled databases (no secrets)."""
+    return [
+        {
+            "engine": d.instance.engine,
+            "database": d.database_name,
+            "role": d.role_name,
+            "host": d.instance.project,
+            "instance_id": d.instance_id,
+        }
+        for d in PooledDatabase.objects.filter(deployment=deployment).select_related("instance")
+    ]

@@ -1,0 +1,14 @@
+"""Background work for the pool (django-q2): doors that take ids and call services."""
+
+from __future__ import annotations
+
+from devices.models import Device
+from pooling.services import shared_instances_check
+
+
+def check_shared_instances(device_id: int) -> list[str]:
+    """Health check of one device's shared instances (run after each device poll)."""
+    device = Device.objects.filter(pk=device_id).first()
+    if device is None or device.status != "online":
+        return []
+    return shared_instances_check(device=device)

@@ -1,0 +1,352 @@
+"""Database pooling on the lab's real devices: real PostgreSQL and MariaDB servers.
+
+Each test uses its own pool project prefix and network (HOMELAB_POOL_PREFIX /
+HOMELAB_POOL_NETWORK), random instances and random host ports: the lab is shared with
+other sessions. What a test leaves behind is removed by project label at teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import urllib.request
+
+import pytest
+
+from marketplace import services
+from marketplace.models import MASK, DeploymentStatus
+from marketplace.recipes import load_catalog
+from pooling.models import PooledDatabase, SharedInstance
+from tests.integration import test_deploy_lab as _deploy
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+# the deployment tests' fixtures: standin images pushed once, the lab devices added
+standin_images = _deploy.standin_images
+lab_devices = _deploy.lab_devices
+free_port = _deploy.free_port
+
+DEVICE = "lab-server-2"
+
+
+@pytest.fixture
+def pool(lab, settings):
+    tag = pysecrets.token_hex(3)
+    settings.HOMELAB_POOL_PREFIX = f"hl-pool-t{tag}"
+    settings.HOMELAB_POOL_NETWORK = f"homelab-pool-t{tag}"
+    yield settings.HOMELAB_POOL_PREFIX
+    for engine in ("postgres", "mariadb"):
+        project = f"{settings.HOMELAB_POOL_PREFIX}-{engine}"
+        ids = lab.exec(
+            DEVICE,
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"],
+        ).stdout.split()
+        if ids:
+            lab.exec(DEVICE, ["docker", "rm", "-f", "-v", *ids])
+        vols = lab.exec(
+            DEVICE,
+            [
+                "docker",
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                f"label=com.docker.compose.project={project}",
+            ],
+        ).stdout.split()
+        if vols:
+            lab.exec(DEVICE, ["docker", "volume", "rm", *vols])
+        lab.exec(DEVICE, ["rm", "-rf", f"/opt/homelab/apps/{project}"])
+
+
+def status(deployment) -> dict:
+    with urllib.request.urlopen(deployment.url + "/standin/status", timeout=20) as response:
+        return json.loads(response.read())
+
+
+def deploy(slug: str, instance: str, device_id: int, **config):
+    recipe = load_catalog().get(slug)
+    ports = {p.name: free_port() for p in recipe.manifest.ports}
+    deployment = services.deployment_create(
+        slug=slug,
+        device_id=device_id,
+        instance=instance,
+        config={"ports": ports, **config},
+        sync=True,
+    )
+    steps = "\n".join(f"{s.name}: {s.status} {s.message}" for s in deployment.steps.all())
+    assert deployment.status == DeploymentStatus.RUNNING, f"{deployment.error}\n{steps}"
+    return deployment
+
+
+def pool_containers(lab, project: str) -> list[str]:
+    return lab.exec(
+        DEVICE,
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+    ).stdout.split()
+
+
+def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
+    device = lab_devices[DEVICE]
+    tag = pysecrets.token_hex(2)
+    apps = [deploy("paperless-ngx", f"p{tag}{x}", device.pk) for x in "abc"]
+    try:
+        project = f"{pool}-postgres"
+        containers = pool_containers(lab, project)
+        assert len(containers) == 1
+        assert SharedInstance.objects.filter(engine="postgres").count() == 1
+        pooled = {p.deployment_id: p for p in PooledDatabase.objects.all()}
+        assert len(pooled) == 3
+        listed = lab.exec(
+            DEVICE,
+            ["docker", "exec", containers[0], "psql", "-U", "postgres", "-tAc",
+             "select datname from pg_database"],
+        ).stdout.split()  # fmt: skip
+        for app in apps:
+            assert pooled[app.pk].database_name in listed
+            # the app has no bundled PostgreSQL any more, and no secret in "What I did"
+            assert "postgres:16-alpine" not in app.compose_masked
+            assert pooled[app.pk].password not in app.compose_masked
+            assert MASK in app.compose_masked
+            for command in app.commands.all():
+                assert pooled[app.pk].password not in command.command + command.output
+            report = status(app)
+            postgres = [d for d in report["databases"] if d["engine"] == "postgres"]
+            assert postgres and postgres[0]["login"], report
+            assert postgres[0]["host"] == project
+        # app B's credentials cannot open app A's database
+        a, b = pooled[apps[0].pk], pooled[apps[1].pk]
+        tried = lab.exec(
+            DEVICE,
+            ["docker", "exec", "-e", f"PGPASSWORD={b.password}", containers[0],
+             "psql", "-h", "127.0.0.1", "-U", b.role_name, "-d", a.database_name, "-c", "select 1"],
+        )  # fmt: skip
+        assert tried.returncode != 0
+        assert "permission denied" in tried.stderr, tried.stderr
+        # and its own works
+        own = lab.exec(
+            DEVICE,
+            ["docker", "exec", "-e", f"PGPASSWORD={b.password}", containers[0],
+             "psql", "-h", "127.0.0.1", "-U", b.role_name, "-d", b.database_name, "-tAc", "select 1"],
+        )  # fmt: skip
+        assert own.stdout.strip() == "1", own.stderr
+
+        # redeploying is idempotent: same database, same password, contents kept
+        from marketplace import pipeline
+        from pooling.services import pooled_database_provision
+
+        def psql_as(db: PooledDatabase, sql: str):
+            return lab.exec(
+                DEVICE,
+                ["docker", "exec", "-e", f"PGPASSWORD={db.password}", containers[0], "psql",
+                 "-h", "127.0.0.1", "-U", db.role_name, "-d", db.database_name, "-tAc", sql],
+            )  # fmt: skip
+
+        assert (
+            psql_as(a, "create table keep(v text); insert into keep values ('kept')").returncode
+            == 0
+        )
+        outcome = pipeline.DeploymentPipeline(apps[0], load_catalog().get("paperless-ngx")).run()
+        assert outcome.ok, outcome.error
+        again = pooled_database_provision(deployment=apps[0], engine="postgres")
+        assert (again.pk, again.password) == (a.pk, a.password)
+        assert psql_as(a, "select v from keep").stdout.strip() == "kept"
+        assert PooledDatabase.objects.count() == 3
+
+        # a role left with another password (a half-finished run) is reconciled
+        lab.exec(
+            DEVICE,
+            ["docker", "exec", containers[0], "psql", "-U", "postgres", "-c",
+             f"ALTER ROLE \"{a.role_name}\" PASSWORD 'somethingelse'"],
+            check=True,
+        )  # fmt: skip
+        assert psql_as(a, "select 1").returncode != 0
+        pooled_database_provision(deployment=apps[0], engine="postgres")
+        assert psql_as(a, "select 1").stdout.strip() == "1"
+
+        # a killed shared server is brought back by the health check; apps reconnect
+        from pooling.selectors import pooling_saved_ram_bytes
+        from pooling.services import shared_instance_measure_baseline, shared_instances_check
+
+        lab.exec(DEVICE, ["docker", "kill", containers[0]], check=True)
+        said = shared_instances_check(device=device)
+        assert len(said) == 1 and "restarted" in said[0], said
+        containers = pool_containers(lab, project)
+        assert len(containers) == 1
+        for app in apps:
+            assert [d["login"] for d in status(app)["databases"] if d["engine"] == "postgres"] == [
+                True
+            ]
+        assert psql_as(a, "select v from keep").stdout.strip() == "kept"
+
+        # savings from measured memory: 3 x a measured standalone server - the shared one
+        shared = SharedInstance.objects.get(engine="postgres")
+        assert shared.measured_memory_bytes and shared.measured_memory_bytes > 0
+        baseline = shared_instance_measure_baseline(instance=shared)
+        assert baseline and baseline > 0
+        saved = pooling_saved_ram_bytes()
+        print(f"shared {shared.measured_memory_bytes} B, standalone {baseline} B, saved {saved} B")
+        assert saved == max(0, 3 * baseline - shared.measured_memory_bytes)
+        assert any(PooledDatabase.objects.values_list("size_bytes", flat=True))
+
+        # removing app A drops its database and role; B and C keep working
+        services.deployment_remove(deployment=apps[0], delete_data=True)
+        listed = lab.exec(
+            DEVICE,
+            ["docker", "exec", containers[0], "psql", "-U", "postgres", "-tAc",
+             "select datname from pg_database union all select rolname from pg_roles"],
+        ).stdout.split()  # fmt: skip
+        assert a.database_name not in listed
+        assert not PooledDatabase.objects.filter(pk=a.pk).exists()
+        for app in apps[1:]:
+            assert [d["login"] for d in status(app)["databases"] if d["engine"] == "postgres"] == [
+                True
+            ]
+        assert pool_containers(lab, project) == containers
+    finally:
+        for app in apps:
+            app.refresh_from_db()
+            if app.status != DeploymentStatus.REMOVED:
+                services.deployment_remove(deployment=app, delete_data=True)
+    # the shared server went with its last app
+    assert pool_containers(lab, f"{pool}-postgres") == []
+    assert SharedInstance.objects.get(engine="postgres").status == "removed"
+
+
+def test_a_mariadb_pair_is_isolated_even_with_underscores(lab, lab_devices, pool):
+    """`monica_<t>_1` unescaped in GRANT would also match `monica_<t>11`."""
+    device = lab_devices[DEVICE]
+    tag = "m" + pysecrets.token_hex(2)
+    first = deploy("monica", f"{tag}-1", device.pk)
+    second = deploy("monica", f"{tag}11", device.pk)
+    try:
+        one = PooledDatabase.objects.get(deployment=first)
+        two = PooledDatabase.objects.get(deployment=second)
+        assert one.database_name == f"monica_{tag}_1"
+        assert two.database_name == f"monica_{tag}11"
+        containers = pool_containers(lab, f"{pool}-mariadb")
+        assert len(containers) == 1
+        for app in (first, second):
+            report = status(app)
+            assert report["databases_ok"], report
+
+        def login(user: PooledDatabase, database: str):
+            return lab.exec(
+                DEVICE,
+                ["docker", "exec", "-e", f"MYSQL_PWD={user.password}", containers[0],
+                 "mariadb", "-h", "127.0.0.1", "-u", user.role_name, "-N", "-e", "select 1",
+                 database],
+            )  # fmt: skip
+
+        assert login(one, one.database_name).stdout.strip() == "1"
+        denied = login(one, two.database_name)
+        assert denied.returncode != 0 and "Access denied" in denied.stderr, denied.stderr
+        denied = login(two, one.database_name)
+        assert denied.returncode != 0 and "Access denied" in denied.stderr, denied.stderr
+    finally:
+        for app in (first, second):
+            app.refresh_from_db()
+            if app.status != DeploymentStatus.REMOVED:
+                services.deployment_remove(deployment=app, delete_data=True)
+    assert pool_containers(lab, f"{pool}-mariadb") == []
+
+
+def test_the_bundled_form_stays_available(lab, lab_devices, pool):
+    device = lab_devices[DEVICE]
+    app = deploy("monica", f"b{pysecrets.token_hex(2)}", device.pk, bundled_databases=True)
+    try:
+        assert "mariadb:11" in app.compose_masked
+        assert not PooledDatabase.objects.exists()
+        assert status(app)["databases_ok"]
+        assert "shared databases" not in [s.name for s in app.steps.all()]
+    finally:
+        services.deployment_remove(deployment=app, delete_data=True)
+
+
+@pytest.fixture
+def sick_paperless(tmp_path, settings):
+    """A copy of paperless-ngx whose health check never passes (container port 81)."""
+    import shutil
+
+    import yaml
+
+    from marketplace.recipes import BUILTIN_DIR, clear_catalog_cache
+
+    settings.HOMELAB_RECIPE_DIRS = [str(tmp_path)]
+    slug = "sick-paper"
+    folder = tmp_path / slug
+    shutil.copytree(BUILTIN_DIR / "paperless-ngx", folder)
+    manifest = yaml.safe_load((folder / "manifest.yaml").read_text())
+    manifest["slug"] = slug
+    manifest["health_check"] = {"type": "tcp", "port": 81, "timeout_seconds": 5}
+    manifest["ports"].append(
+        {"name": "silent", "container_port": 81, "default_host_port": 18081, "meaning": "Nothing."}
+    )
+    compose = (
+        (folder / "compose.yaml")
+        .read_text()
+        .replace('- "8010:8000"', '- "8010:8000"\n      - "18081:81"')
+    )
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    (folder / "compose.yaml").write_text(compose)
+    clear_catalog_cache()
+    assert slug in load_catalog().recipes, load_catalog().invalid
+    yield slug
+    clear_catalog_cache()
+
+
+def test_a_failed_deployment_drops_its_new_database_and_the_new_shared_server(
+    lab, lab_devices, pool, sick_paperless
+):
+    device = lab_devices[DEVICE]
+    deployment = services.deployment_create(
+        slug=sick_paperless,
+        device_id=device.pk,
+        instance=f"s{pysecrets.token_hex(2)}",
+        config={"ports": {"web": free_port(), "silent": free_port()}},
+        sync=True,
+    )
+    assert deployment.status == DeploymentStatus.ROLLED_BACK, deployment.error
+    undone = [s.name for s in deployment.steps.filter(name__startswith="undo: ")]
+    assert "undo: drop the database sick_paper_" + deployment.instance in undone
+    assert "undo: remove the new shared PostgreSQL" in undone
+    assert all(s.status == "undone" for s in deployment.steps.filter(name__startswith="undo: "))
+    assert not PooledDatabase.objects.exists()
+    assert pool_containers(lab, f"{pool}-postgres") == []
+
+
+def test_removing_an_app_but_keeping_its_data_dumps_its_database_first(lab, lab_devices, pool):
+    device = lab_devices[DEVICE]
+    app = deploy("monica", f"k{pysecrets.token_hex(2)}", device.pk)
+    pooled = PooledDatabase.objects.get(deployment=app)
+    [container] = pool_containers(lab, f"{pool}-mariadb")
+    made = lab.exec(
+        DEVICE,
+        [
+            *("docker", "exec", "-e", f"MYSQL_PWD={pooled.password}", container, "mariadb"),
+            *("-h", "127.0.0.1", "-u", pooled.role_name, pooled.database_name, "-e"),
+            "create table contacts (name text); insert into contacts values ('Ada Lovelace')",
+        ],
+    )
+    assert made.returncode == 0, made.stderr
+    services.deployment_remove(deployment=app, delete_data=False)
+    step = app.steps.get(name="remove containers")
+    assert "dumped to /opt/homelab/apps/pool-dumps/" in step.message, step.message
+    path = step.message.split("dumped to ", 1)[1].split(";", 1)[0].strip()
+    try:
+        dump = lab.exec(DEVICE, ["cat", path]).stdout
+        assert "Ada Lovelace" in dump and "CREATE TABLE `contacts`" in dump
+        assert pooled.password not in step.message
+        assert not PooledDatabase.objects.exists()
+        assert pool_containers(lab, f"{pool}-mariadb") == []  # went with its last app
+    finally:
+        lab.exec(DEVICE, ["rm", "-f", path])
+        vols = lab.exec(
+            DEVICE,
+            [
+                *("docker", "volume", "ls", "-q", "--filter"),
+                f"label=com.docker.compose.project={app.project}",
+            ],
+        ).stdout.split()
+        if vols:
+            lab.exec(DEVICE, ["docker", "volume", "rm", *vols])

@@ -1,0 +1,189 @@
+"""Savings from stored measurements and the pooling API's shapes (no device, no secrets)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from devices.models import Device
+from marketplace.models import Deployment
+from pooling import engines
+from pooling.models import PooledDatabase, SharedInstance
+from pooling.selectors import pooling_saved_ram_bytes, shared_instance_baseline
+
+pytestmark = pytest.mark.django_db
+MIB = 1024 * 1024
+
+
+def _device(name="server-02") -> Device:
+    return Device.objects.create(
+        name=name, address="10.0.0.2", port=22, username="root",
+        private_key="KEY", public_key="ssh-ed25519 AAAA test", status="online",
+    )  # fmt: skip
+
+
+def _instance(device, engine="postgres", **kw) -> SharedInstance:
+    return SharedInstance.objects.create(
+        device=device, engine=engine, version="16", project=f"hl-pool-{engine}",
+        admin_password="A" * 40, status="running", **kw,
+    )  # fmt: skip
+
+
+def _database(instance, name, password="B" * 40) -> PooledDatabase:
+    deployment = Deployment.objects.create(
+        slug="paperless-ngx", app_name="Paperless", device=instance.device,
+        instance=name.rsplit("_", 1)[-1], project=f"hl-{name}", status="running",
+    )  # fmt: skip
+    return PooledDatabase.objects.create(
+        instance=instance, deployment=deployment, database_name=name, role_name=name,
+        password=password,
+    )  # fmt: skip
+
+
+def test_savings_use_the_measured_baseline_and_the_measured_shared_memory():
+    instance = _instance(
+        _device(), measured_memory_bytes=50 * MIB, standalone_memory_bytes=40 * MIB
+    )
+    for x in "abc":
+        _database(instance, f"paperless_ngx_{x}")
+    assert pooling_saved_ram_bytes() == 3 * 40 * MIB - 50 * MIB
+
+
+def test_until_measured_the_documented_default_is_used_and_named():
+    instance = _instance(_device(), measured_memory_bytes=60 * MIB)
+    _database(instance, "paperless_ngx_a")
+    _database(instance, "paperless_ngx_b")
+    baseline, source = shared_instance_baseline(instance)
+    assert baseline == engines.ENGINES["postgres"].default_standalone_bytes
+    assert source.startswith("documented default")
+    assert pooling_saved_ram_bytes() == max(0, 2 * baseline - 60 * MIB)
+
+
+def test_savings_are_never_negative_and_zero_when_not_measured():
+    device = _device()
+    one = _instance(device, measured_memory_bytes=500 * MIB, standalone_memory_bytes=40 * MIB)
+    _database(one, "paperless_ngx_a")
+    _instance(device, engine="mariadb")  # not measured yet
+    assert pooling_saved_ram_bytes() == 0
+
+
+def test_removed_instances_do_not_count():
+    instance = _instance(_device(), measured_memory_bytes=1, standalone_memory_bytes=40 * MIB)
+    _database(instance, "paperless_ngx_a")
+    SharedInstance.objects.filter(pk=instance.pk).update(status="removed")
+    assert pooling_saved_ram_bytes() == 0
+
+
+@pytest.fixture
+def api(client, capsys):
+    get_user_model().objects.create_superuser("admin", "admin@example.com", "a-long-test-password")
+    call_command("issue_api_token", "admin")
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+
+    def call(path: str):
+        return client.get(f"/api/v1{path}", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    return call
+
+
+def test_the_api_lists_instances_and_their_databases_without_secrets(api, client):
+    instance = _instance(
+        _device(), measured_memory_bytes=50 * MIB, standalone_memory_bytes=40 * MIB
+    )
+    _database(instance, "paperless_ngx_a", password="S" * 40)
+    _database(instance, "paperless_ngx_b", password="T" * 40)
+    assert client.get("/api/v1/pooling/instances").status_code == 401
+
+    listed = api("/pooling/instances")
+    assert listed.status_code == 200
+    [row] = listed.json()
+    assert row["engine"] == "postgres" and row["apps"] == 2
+    assert row["saved_ram_bytes"] == 2 * 40 * MIB - 50 * MIB
+    assert row["standalone_memory_source"] == "measured on the device"
+
+    detail = api(f"/pooling/instances/{instance.pk}")
+    assert detail.status_code == 200
+    body = detail.json()
+    assert [d["database"] for d in body["databases"]] == ["paperless_ngx_a", "paperless_ngx_b"]
+    text = json.dumps(body) + json.dumps(listed.json())
+    for secret in ("A" * 40, "S" * 40, "T" * 40):
+        assert secret not in text
+    assert "password" not in text
+    assert api("/pooling/instances/999").status_code == 404
+
+
+def test_resources_report_the_pooling_savings(api):
+    instance = _instance(
+        _device(), measured_memory_bytes=50 * MIB, standalone_memory_bytes=40 * MIB
+    )
+    for x in "ab":
+        _database(instance, f"paperless_ngx_{x}")
+    assert api("/resources").json()["pooling_saved_ram_bytes"] == 30 * MIB
+
+
+def test_the_pooling_page_lists_instances_databases_and_savings(client):
+    user = get_user_model().objects.create_superuser(
+        "admin", "a@example.com", "a-long-test-password"
+    )
+    instance = _instance(
+        _device(), measured_memory_bytes=50 * MIB, standalone_memory_bytes=40 * MIB
+    )
+    _database(instance, "paperless_ngx_a", password="S" * 40)
+    _database(instance, "paperless_ngx_b", password="T" * 40)
+    assert client.get("/pooling/").status_code in (302, 401, 403)
+    client.force_login(user)
+    page = client.get("/pooling/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "paperless_ngx_a" in text and "PostgreSQL" in text and "server-02" in text
+    assert "S" * 40 not in text and "A" * 40 not in text
+
+
+def test_apps_with_their_own_database_are_recommended_for_sharing():
+    device = _device()
+    for x in "abc":
+        Deployment.objects.create(
+            slug="paperless-ngx", app_name="Paperless", device=device, instance=x,
+            project=f"hl-paperless-ngx-{x}", status="running", config={"bundled_databases": True},
+        )  # fmt: skip
+    from pooling.selectors import pooling_recommendations
+
+    [rec] = pooling_recommendations()
+    baseline = engines.ENGINES["postgres"].default_standalone_bytes
+    assert rec["engine"] == "postgres" and rec["saved_bytes"] == 2 * baseline
+    assert rec["sentence"].startswith("3 apps run their own PostgreSQL on server-02")
+
+
+def test_the_wizard_preview_says_which_shared_server_the_app_will_use():
+    from marketplace.recipes import load_catalog
+    from pooling.selectors import pooling_preview
+
+    recipe = load_catalog().get("paperless-ngx")
+    device = _device()
+    [before] = pooling_preview(device=device, recipe=recipe)
+    assert before.startswith("No PostgreSQL on server-02 yet: will start a shared one")
+    _instance(device, standalone_memory_bytes=40 * MIB)
+    assert pooling_preview(device=device, recipe=recipe) == [
+        "Will use the shared PostgreSQL on server-02 (saves about 40 MB)"
+    ]
+    assert pooling_preview(device=device, recipe=recipe, config={"bundled_databases": True}) == []
+
+
+def test_a_device_without_room_for_a_shared_server_is_refused_with_what_to_do():
+    from pooling.services import PoolingError, shared_instance_ensure
+
+    device = _device()
+    Device.objects.filter(pk=device.pk).update(
+        ram_total_bytes=1024 * MIB, ram_used_bytes=1020 * MIB
+    )
+    device.refresh_from_db()
+    with pytest.raises(PoolingError) as caught:
+        shared_instance_ensure(device=device, engine="postgres", shell=object())
+    assert "has only 4 MB of free memory" in caught.value.message
+    assert not SharedInstance.objects.exists()
+    with pytest.raises(PoolingError) as caught:
+        shared_instance_ensure(device=device, engine="redis", shell=object())
+    assert "does not offer 'redis'" in caught.value.message
