@@ -35,7 +35,22 @@ def poll_device(device_id: int) -> str:
         device = services.device_poll(device_id=device_id)
     except Device.DoesNotExist:
         return "removed"
+    if device.status == "online":
+        _check_shared_databases(device_id)
     return device.status
+
+
+def _check_shared_databases(device_id: int) -> None:
+    """Shared database servers are health-checked on every poll (restarted if stopped)."""
+    try:
+        from pooling.tasks import check_shared_instances
+    except ImportError:  # pooling not installed
+        return
+    try:
+        for sentence in check_shared_instances(device_id):
+            logger.warning("%s", sentence)
+    except Exception:  # a failed check must not fail the poll; it is tried again next time
+        logger.exception("Checking the shared databases of device %s failed", device_id)
 
 
 def poll_all(scheduled_for: str | None = None) -> int:

@@ -122,9 +122,20 @@ class DeploymentOut(Schema):
     updated: datetime
 
 
+class PooledDatabaseOut(Schema):
+    engine: str
+    database: str
+    role: str
+    host: str
+    instance_id: int
+
+
 class DeploymentDetailOut(DeploymentOut):
     steps: list[StepOut]
     post_install_notes: str
+    pooled_databases: list[PooledDatabaseOut] = Field(
+        default_factory=list, description="The shared databases this app uses (no passwords)."
+    )
 
 
 class DebugOut(Schema):
@@ -267,7 +278,16 @@ def deployment_detail(request: HttpRequest, deployment_id: int):
         **_out(deployment),
         "steps": list(deployment.steps.values("time", "name", "status", "message")),
         "post_install_notes": notes,
+        "pooled_databases": _pooled(deployment),
     }
+
+
+def _pooled(deployment: Deployment) -> list[dict]:
+    try:
+        from pooling.selectors import pooled_databases_for_deployment
+    except ImportError:  # pooling not installed
+        return []
+    return pooled_databases_for_deployment(deployment)
 
 
 def _day2(deployment_id: int, action) -> dict:

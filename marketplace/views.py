@@ -102,9 +102,19 @@ def _candidates(recipe: Recipe, ranking) -> list[dict]:
                 "storage_free_bytes": getattr(device, "storage_free_bytes", None),
                 "need_ram_bytes": need_ram,
                 "need_storage_bytes": recipe.manifest.requirements.storage_min_mb * MIB,
+                "pooling": _pooling_preview(device, recipe),
             }
         )
     return rows
+
+
+def _pooling_preview(device: Device | None, recipe: Recipe) -> list[str]:
+    """"Will use the shared PostgreSQL on server-02 (saves about N MB)" and the like."""
+    if device is None or not recipe.manifest.requires_database:
+        return []
+    from pooling.selectors import pooling_preview
+
+    return pooling_preview(device=device, recipe=recipe)
 
 
 def _compose_preview(recipe: Recipe, form: DeployForm | None) -> str:

@@ -366,3 +366,9 @@ def test_the_usage_fragment_says_so_when_the_device_does_not_answer(signed_in):
     assert "away did not answer" in html
     page = signed_in.get(f"/deployments/{deployment.pk}/").content.decode()
     assert f"/deployments/{deployment.pk}/usage/" in page
+
+
+def test_the_wizard_says_which_shared_database_an_app_will_use(signed_in):
+    make_device("server-02", ram_total_gib=8, ram_used_gib=1.9)
+    body = signed_in.get(reverse("app_deploy", args=["paperless-ngx"]), HTTP_HX_REQUEST="true")
+    assert "No PostgreSQL on server-02 yet: will start a shared one (about" in body.content.decode()
