@@ -92,7 +92,7 @@ def _help_for(
                 ],
             }
         fixes = [
-            "Install Docker: curl -fsSL https://get.docker.com | sh (or apt-get install docker.io).",
+            "Install Docker on the device, for example with: sudo apt-get install docker.io",
             "Start it: sudo systemctl enable --now docker.",
         ]
         if username != "root":

@@ -16,9 +16,6 @@ import urllib.request
 import pytest
 import yaml
 
-from devices import services as device_services
-from devices import ssh
-from devices.models import Device
 from marketplace import pipeline, services
 from marketplace.models import MASK, Deployment, DeploymentStatus
 from marketplace.recipes import BUILTIN_DIR, clear_catalog_cache, load_catalog
@@ -37,30 +34,9 @@ def standin_images(lab):
 
 
 @pytest.fixture
-def lab_devices(lab, standin_images):
-    ssh.connections.close_all()
-    added: list[Device] = []
-    try:
-        for dev in lab.devices:
-            added.append(
-                device_services.device_add(
-                    name=dev.name,
-                    address=dev.address,
-                    port=dev.port,
-                    username=dev.username,
-                    password=dev.password,
-                )
-            )
-        yield {device.name: device for device in added}
-    finally:
-        # deployments hold their device (PROTECT); the lab devices outlive this test
-        Deployment.objects.all().delete()
-        for device in added:
-            try:
-                device_services.device_remove(device=Device.objects.get(pk=device.pk))
-            except Device.DoesNotExist:
-                pass
-        ssh.connections.close_all()
+def lab_devices(lab_devices, standin_images):
+    """The shared lab_devices (tests/integration/conftest.py), with the recipe images ready."""
+    return lab_devices
 
 
 def free_port() -> int:

@@ -16,8 +16,6 @@ import time
 import pytest
 
 from devices import services as device_services
-from devices import ssh
-from devices.models import Device
 from scheduling import services
 from scheduling.scoring import GIB
 
@@ -26,29 +24,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 HOG_MIB = 6656  # 6.5 GiB of the 8 GiB device
 
 
-@pytest.fixture
-def lab_devices(lab):
-    ssh.connections.close_all()
-    added: list[Device] = []
-    try:
-        for dev in lab.devices:
-            added.append(
-                device_services.device_add(
-                    name=dev.name,
-                    address=dev.address,
-                    port=dev.port,
-                    username=dev.username,
-                    password=dev.password,
-                )
-            )
-        yield {device.name: device for device in added}
-    finally:
-        for device in added:
-            try:
-                device_services.device_remove(device=Device.objects.get(pk=device.pk))
-            except Device.DoesNotExist:
-                pass
-        ssh.connections.close_all()
 
 
 def poll_all(devices) -> None:

@@ -57,5 +57,5 @@ def test_host_key_changed_shows_both_fingerprints():
 def test_docker_missing_tells_a_non_root_user_how_to_get_docker_access():
     words = status_help(_device(DeviceStatus.DOCKER_MISSING))
     text = " ".join(words["fixes"])
-    assert "get.docker.com" in text
+    assert "apt-get install docker.io" in text
     assert "usermod -aG docker pi" in text
