@@ -391,8 +391,11 @@ def exec_on(
                 out += channel.recv(65536)
             while channel.recv_stderr_ready():
                 err += channel.recv_stderr(65536)
+            # Done when the exit status AND the end of output have arrived: sshd may send
+            # the exit status while output is still on its way.
             if (
                 channel.exit_status_ready()
+                and channel.eof_received
                 and not channel.recv_ready()
                 and not channel.recv_stderr_ready()
             ):
