@@ -32,22 +32,32 @@ NO_LIMIT_THRESHOLD = 2**60
 # Each `sec NAME` starts a section; errors are silenced so a missing file is an empty section.
 METRICS_SCRIPT = r"""
 sec() { printf '\n@@%s\n' "$1"; }
-first() { for f in "$@"; do if [ -r "$f" ]; then cat "$f"; return 0; fi; done; return 0; }
-now() { t=$(date +%s%N 2>/dev/null); case "$t" in *N*|'') cut -d' ' -f1 /proc/uptime;; *) echo "ns $t";; esac; }
+# File reading and filtering use shell builtins only: every process started on the device
+# costs it CPU (a poll used to start about 30), and a Pi or a busy server feels that.
+cat1() { while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
+first() { for f in "$@"; do if [ -r "$f" ]; then cat1 "$f"; return 0; fi; done; return 0; }
+pick() {
+  f=$1; shift; [ -r "$f" ] || return 0
+  while IFS= read -r l || [ -n "$l" ]; do
+    k=${l%%[:= ]*}; for w in "$@"; do if [ "$k" = "$w" ]; then printf '%s\n' "$l"; fi; done
+  done < "$f"
+}
+now() { first /proc/uptime; }
 cgcpu() {
   first /sys/fs/cgroup/cpuacct/cpuacct.usage /sys/fs/cgroup/cpu,cpuacct/cpuacct.usage /sys/fs/cgroup/cpuacct,cpu/cpuacct.usage
-  if [ -r /sys/fs/cgroup/cpu.stat ]; then grep '^usage_usec' /sys/fs/cgroup/cpu.stat; fi
+  pick /sys/fs/cgroup/cpu.stat usage_usec
 }
-sec cpu_start; now; head -n 1 /proc/stat; cgcpu
+cpu() { now; IFS= read -r l < /proc/stat && printf '%s\n' "$l"; cgcpu; }
+sec cpu_start; cpu
 if [ -n "$1" ] && [ "$1" != 0 ]; then sleep "$1" 2>/dev/null || sleep 1; fi
-sec cpu_mid; now; head -n 1 /proc/stat; cgcpu
-sec meminfo; grep -E '^(MemTotal|MemAvailable|MemFree|Buffers|Cached):' /proc/meminfo 2>/dev/null
+sec cpu_mid; cpu
+sec meminfo; pick /proc/meminfo MemTotal MemAvailable MemFree Buffers Cached
 sec cg1_mem_limit; first /sys/fs/cgroup/memory/memory.limit_in_bytes
 sec cg1_mem_usage; first /sys/fs/cgroup/memory/memory.usage_in_bytes
-sec cg1_mem_stat; grep -E '^(total_inactive_file|inactive_file) ' /sys/fs/cgroup/memory/memory.stat 2>/dev/null
+sec cg1_mem_stat; pick /sys/fs/cgroup/memory/memory.stat total_inactive_file inactive_file
 sec cg2_mem_max; first /sys/fs/cgroup/memory.max
 sec cg2_mem_current; first /sys/fs/cgroup/memory.current
-sec cg2_mem_stat; grep -E '^inactive_file ' /sys/fs/cgroup/memory.stat 2>/dev/null
+sec cg2_mem_stat; pick /sys/fs/cgroup/memory.stat inactive_file
 sec nproc; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null
 sec cg1_cfs_quota; first /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us /sys/fs/cgroup/cpuacct,cpu/cpu.cfs_quota_us
 sec cg1_cfs_period; first /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us /sys/fs/cgroup/cpuacct,cpu/cpu.cfs_period_us
@@ -55,8 +65,8 @@ sec cg2_cpu_max; first /sys/fs/cgroup/cpu.max
 sec loadavg; first /proc/loadavg
 sec uptime; first /proc/uptime
 sec arch; uname -m
-sec kernel; uname -r
-sec os; grep '^PRETTY_NAME=' /etc/os-release 2>/dev/null || uname -s
+sec kernel; first /proc/sys/kernel/osrelease
+sec os; if [ -r /etc/os-release ]; then pick /etc/os-release PRETTY_NAME; else uname -s; fi
 sec docker_path; command -v docker 2>/dev/null
 root=${3:-/}
 compose() {
@@ -84,8 +94,8 @@ if [ "${2:-cli}" = cli ]; then
   if [ -n "$tmp" ]; then cat "$tmp/compose" 2>/dev/null; rm -rf "$tmp"; elif command -v docker >/dev/null 2>&1; then compose; fi
 fi
 [ -d "$root" ] || root=/
-sec df; printf '%s\n' "$root"; df -P -B1 "$root" 2>/dev/null | tail -n 1
-sec cpu_end; now; head -n 1 /proc/stat; cgcpu
+sec df; printf '%s\n' "$root"; df -P -B1 "$root" 2>/dev/null | { read -r _h; read -r l && printf '%s\n' "$l"; }
+sec cpu_end; cpu
 sec end
 """
 
@@ -484,7 +494,9 @@ def gather(
             if metrics.docker_installed and info.get("ServerVersion"):
                 metrics.docker_running = True
                 metrics.docker_version = str(info.get("ServerVersion", ""))[:40]
-                metrics.docker_root_dir = str(info.get("DockerRootDir", ""))[:255]
+                metrics.docker_root_dir = str(
+                    info.get("DockerRootDir") or known_docker["docker_root_dir"]
+                )[:255]
                 metrics.containers_running = info.get("ContainersRunning")
                 metrics.compose_command = known_docker["compose_command"]
                 metrics.compose_version = known_docker.get("compose_version", "")

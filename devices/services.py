@@ -20,25 +20,29 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from dataclasses import replace
 
 import paramiko
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from devices import metrics as metrics_module
 from devices import ssh
-from devices.models import Device, DeviceMetric, DeviceStatus, DeviceType
+from devices.checks import CheckStep, ConnectionCheck, preflight_steps, transport_runner
+from devices.models import Device, DeviceStatus, DeviceType
+from devices.polling import (  # re-exported: callers use services.device_poll & co.
+    device_poll,  # noqa: F401
+    devices_poll_all,  # noqa: F401
+    docker_status,
+    history_row,
+    metric_fields,
+    metrics_prune,  # noqa: F401
+    poll_once,
+)
 from devices.status import help_for_status
 
 logger = logging.getLogger(__name__)
-
-# Below this much free space on Docker's filesystem the pre-flight warns.
-MIN_FREE_DISK_BYTES = 2 * 1024**3
 
 EDITABLE_FIELDS = ("name", "address", "port", "username", "device_type", "location", "always_on")
 CREDENTIAL_FIELDS = ("password", "private_key")
@@ -68,26 +72,6 @@ class DeviceError(Exception):
         self.fixes = fixes or []
         self.field = field
         self.errors = errors or ({field: [message]} if field else {})
-
-
-@dataclass
-class CheckStep:
-    """One line of the wizard's requirements check: ok / failed / warning with words."""
-
-    key: str  # "connect", "login", "docker", "compose", "arch", "os", "disk"
-    label: str  # "Device answers", "Login works", "Docker is installed and running", ...
-    ok: bool
-    detail: str = ""  # e.g. "Docker 20.10.24", "x86_64", or what went wrong
-    fixes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ConnectionCheck:
-    ok: bool
-    status: str  # DeviceStatus value the device would get
-    steps: list[CheckStep]
-    host_key_fingerprint: str = ""  # SHA256:... of the key the device presented
-    facts: dict = field(default_factory=dict)  # arch, os_name, docker_version, compose_version...
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -195,154 +179,6 @@ def _error_from_ssh(exc: ssh.SSHError, *, address: str, port: int, username: str
     )
 
 
-def _docker_status(m: metrics_module.Metrics, username: str) -> tuple[str, str]:
-    """(status, detail) the device gets from what the metrics say about Docker."""
-    if not m.docker_installed:
-        return DeviceStatus.DOCKER_MISSING, "Docker is not installed on the device."
-    if not m.docker_running:
-        problem = m.docker_problem.lower()
-        if "permission denied" in problem:
-            return DeviceStatus.DOCKER_MISSING, (
-                f"Docker is installed, but {username} is not allowed to use it."
-            )
-        return DeviceStatus.DOCKER_MISSING, "Docker is installed but not running on the device."
-    if not m.compose_ok:
-        return DeviceStatus.DOCKER_MISSING, (
-            "Docker runs, but Docker Compose is missing (neither the 'docker compose' plugin "
-            "nor 'docker-compose' was found)."
-        )
-    return DeviceStatus.ONLINE, ""
-
-
-def _metric_fields(m: metrics_module.Metrics) -> dict:
-    return {
-        "ram_total_bytes": m.ram_total_bytes,
-        "ram_used_bytes": m.ram_used_bytes,
-        "storage_total_bytes": m.storage_total_bytes,
-        "storage_used_bytes": m.storage_used_bytes,
-        "cpu_cores": m.cpu_cores,
-        "cpu_usage_percent": m.cpu_usage_percent,
-        "load_1m": m.load_1m,
-        "load_5m": m.load_5m,
-        "load_15m": m.load_15m,
-        "uptime_seconds": m.uptime_seconds,
-        "docker_version": m.docker_version,
-        "compose_version": m.compose_version,
-        "compose_command": m.compose_command,
-        "docker_root_dir": m.docker_root_dir,
-        "containers_running": m.containers_running,
-        "arch": m.arch,
-        "os_name": m.os_name,
-        "kernel": m.kernel,
-        "cpu_counters": m.cpu_counters,
-    }
-
-
-def _history_row(
-    device_id: int, m: metrics_module.Metrics | None, *, now, seconds: float | None
-) -> DeviceMetric:
-    if m is None:
-        return DeviceMetric(device_id=device_id, time=now, online=False, poll_seconds=seconds)
-    return DeviceMetric(
-        device_id=device_id,
-        time=now,
-        online=True,
-        ram_total_bytes=m.ram_total_bytes,
-        ram_used_bytes=m.ram_used_bytes,
-        storage_total_bytes=m.storage_total_bytes,
-        storage_used_bytes=m.storage_used_bytes,
-        cpu_usage_percent=m.cpu_usage_percent,
-        load_1m=m.load_1m,
-        containers_running=m.containers_running,
-        poll_seconds=seconds,
-    )
-
-
-def _transport_runner(transport: paramiko.Transport):
-    def runner(args: list[str]):
-        return ssh.exec_on(transport, ssh.quote_command(args))
-
-    return runner
-
-
-def _preflight_steps(m: metrics_module.Metrics, *, username: str) -> list[CheckStep]:
-    _status, detail = _docker_status(m, username)
-    docker_fixes = help_for_status(
-        DeviceStatus.DOCKER_MISSING, address="", port=22, username=username, detail=detail
-    )["fixes"]
-    steps = []
-    if m.docker_ok:
-        steps.append(
-            CheckStep(
-                "docker", "Docker is installed and running", True, f"Docker {m.docker_version}"
-            )
-        )
-    else:
-        steps.append(
-            CheckStep("docker", "Docker is installed and running", False, detail, docker_fixes)
-        )
-    if m.compose_ok:
-        steps.append(
-            CheckStep(
-                "compose",
-                "Docker Compose is available",
-                True,
-                f"{m.compose_command} {m.compose_version}",
-            )
-        )
-    else:
-        steps.append(
-            CheckStep(
-                "compose",
-                "Docker Compose is available",
-                False,
-                "Neither the 'docker compose' plugin nor 'docker-compose' was found.",
-                [
-                    (
-                        "Install the Compose plugin: apt-get install docker-compose-plugin "
-                        "(or docker-compose on older systems)."
-                    )
-                ],
-            )
-        )
-    steps.append(CheckStep("arch", "Processor type", bool(m.arch), m.arch or "unknown"))
-    steps.append(CheckStep("os", "Operating system", bool(m.os_name), m.os_name or "unknown"))
-    free = None
-    if m.storage_total_bytes is not None and m.storage_used_bytes is not None:
-        free = max(m.storage_total_bytes - m.storage_used_bytes, 0)
-    where = m.docker_root_dir or m.storage_path or "/"
-    if free is None:
-        steps.append(
-            CheckStep(
-                "disk",
-                "Free disk space",
-                False,
-                "Could not read the free space.",
-                ["Check that the df command works on the device."],
-            )
-        )
-    elif free < MIN_FREE_DISK_BYTES:
-        steps.append(
-            CheckStep(
-                "disk",
-                "Free disk space",
-                False,
-                f"Only {_gb(free)} free on {where}.",
-                ["Free up space on the device (docker system prune removes unused images)."],
-            )
-        )
-    else:
-        steps.append(CheckStep("disk", "Free disk space", True, f"{_gb(free)} free on {where}"))
-    return steps
-
-
-def _gb(value: int) -> str:
-    return f"{value / 1024**3:.1f} GB"
-
-
-# --- services -------------------------------------------------------------------------------
-
-
 def device_test_connection(
     *,
     address: str,
@@ -398,7 +234,7 @@ def device_test_connection(
         steps.append(CheckStep("connect", "Device answers", True, f"{address} port {probe.port}"))
         steps.append(CheckStep("login", "Login works", True, f"as {username}"))
         try:
-            m = metrics_module.gather(None, runner=_transport_runner(transport))
+            m = metrics_module.gather(None, runner=transport_runner(transport))
         except ssh.SSHError as exc:
             steps.append(
                 CheckStep(
@@ -417,8 +253,8 @@ def device_test_connection(
             )
     finally:
         transport.close()
-    steps += _preflight_steps(m, username=username)
-    status, _detail = _docker_status(m, username)
+    steps += preflight_steps(m, username=username)
+    status, _detail = docker_status(m, username)
     facts = {
         "arch": m.arch,
         "os_name": m.os_name,
@@ -497,7 +333,7 @@ def device_add(
                 target = replace(target, host_key_type=seen.key_type, host_key=seen.key_base64)
             key_transport, seen = ssh.open_transport(target)
             target = replace(target, host_key_type=seen.key_type, host_key=seen.key_base64)
-            m = metrics_module.gather(None, runner=_transport_runner(key_transport))
+            m = metrics_module.gather(None, runner=transport_runner(key_transport))
         except ssh.SSHError as exc:
             if password_transport is not None:
                 _undo_key_install(password_transport, key_pair.public_key)
@@ -507,7 +343,7 @@ def device_add(
                 exc, address=device.address, port=device.port, username=device.username
             ) from None
         seconds = time.monotonic() - started
-        status, detail = _docker_status(m, device.username)
+        status, detail = docker_status(m, device.username)
         now = timezone.now()
         device.private_key = key_pair.private_key
         device.public_key = key_pair.public_key
@@ -515,12 +351,12 @@ def device_add(
         device.status, device.status_detail = status, detail
         device.last_seen = device.last_polled = now
         device.missed_polls = 0
-        for name_, value in _metric_fields(m).items():
+        for name_, value in metric_fields(m).items():
             setattr(device, name_, value)
         try:
             with transaction.atomic():
                 device.save()
-                _history_row(device.pk, m, now=now, seconds=seconds).save()
+                history_row(device.pk, m, now=now, seconds=seconds).save()
         except IntegrityError:
             key_transport.close()
             if password_transport is not None:
@@ -644,7 +480,7 @@ def device_update(*, device: Device, **changes) -> Device:
     if recheck:
         ssh.connections.close(updated.pk)
         if updated.status != DeviceStatus.HOST_KEY_CHANGED:
-            return _poll(updated.pk, count_misses=False)
+            return poll_once(updated.pk, count_misses=False)
     return updated
 
 
@@ -697,126 +533,6 @@ def _forget_finished_apps(device: Device) -> None:
     Deployment.objects.filter(device=device).delete()
 
 
-def device_poll(*, device_id: int) -> Device:
-    """Poll one device over its long-lived connection and record what it reports.
-
-    - success: latest metrics on the device + one DeviceMetric row; status online (or
-      docker_missing); missed polls reset.
-    - unreachable: missed_polls += 1; offline once it reaches OFFLINE_AFTER_MISSED_POLLS
-      (the last metrics stay, shown as stale by the status and last_seen).
-    - login refused: auth_failed. Changed host key: host_key_changed with the offered key
-      stored; nothing ran on the device.
-    - a device already in host_key_changed is not touched at all.
-    """
-    return _poll(device_id, count_misses=True)
-
-
-def _poll(device_id: int, *, count_misses: bool) -> Device:
-    try:
-        device = Device.objects.get(pk=device_id)
-    except Device.DoesNotExist:
-        ssh.connections.close(device_id)
-        raise
-    if device.status == DeviceStatus.HOST_KEY_CHANGED:
-        return device
-    started = time.monotonic()
-    now = timezone.now()
-    queryset = Device.objects.filter(pk=device_id)
-    try:
-        known_docker = None
-        if device.status == DeviceStatus.ONLINE:
-            known_docker = {
-                "docker_root_dir": device.docker_root_dir,
-                "compose_command": device.compose_command,
-                "compose_version": device.compose_version,
-            }
-        m = metrics_module.gather(
-            device,
-            previous=device.cpu_counters,
-            docker_info=lambda: ssh.docker_client(device).info(),
-            known_docker=known_docker,
-        )
-    except ssh.HostKeyChanged as exc:
-        ssh.connections.close(device_id)
-        queryset.update(
-            status=DeviceStatus.HOST_KEY_CHANGED,
-            offered_host_key_type=exc.new.key_type,
-            offered_host_key=exc.new.key_base64,
-            status_detail=exc.message,
-            last_polled=now,
-        )
-        logger.warning(
-            "Device %s presented a changed host key (%s); stopped all work on it",
-            device.name,
-            exc.new_fingerprint,
-        )
-    except ssh.AuthFailed as exc:
-        ssh.connections.close(device_id)
-        queryset.update(
-            status=DeviceStatus.AUTH_FAILED,
-            status_detail=exc.message,
-            last_polled=now,
-            missed_polls=0,
-        )
-        DeviceMetric.objects.create(
-            device_id=device_id, time=now, online=False, poll_seconds=time.monotonic() - started
-        )
-    except ssh.SSHError as exc:
-        ssh.connections.close(device_id)
-        threshold = settings.OFFLINE_AFTER_MISSED_POLLS if count_misses else 1
-        queryset.update(
-            missed_polls=F("missed_polls") + 1, last_polled=now, status_detail=exc.message
-        )
-        (
-            queryset.filter(missed_polls__gte=threshold)
-            .exclude(status=DeviceStatus.HOST_KEY_CHANGED)
-            .update(status=DeviceStatus.OFFLINE)
-        )
-        DeviceMetric.objects.create(
-            device_id=device_id, time=now, online=False, poll_seconds=time.monotonic() - started
-        )
-    else:
-        seconds = time.monotonic() - started
-        status, detail = _docker_status(m, device.username)
-        with transaction.atomic():
-            queryset.exclude(status=DeviceStatus.HOST_KEY_CHANGED).update(
-                status=status,
-                status_detail=detail,
-                missed_polls=0,
-                last_seen=now,
-                last_polled=now,
-                **_metric_fields(m),
-            )
-            _history_row(device_id, m, now=now, seconds=seconds).save()
-    return Device.objects.get(pk=device_id)
-
-
-def devices_poll_all() -> int:
-    """Queue one poll task per device (never for a device whose identity changed)."""
-    from django_q.tasks import async_task
-
-    metrics_prune()
-    count = 0
-    for device_id in Device.objects.exclude(status=DeviceStatus.HOST_KEY_CHANGED).values_list(
-        "pk", flat=True
-    ):
-        async_task(
-            "devices.tasks.poll_device",
-            device_id,
-            group="device-poll",
-            task_name=f"poll-device-{device_id}",
-        )
-        count += 1
-    return count
-
-
-def metrics_prune() -> int:
-    """Delete metric rows older than METRIC_RETENTION_DAYS; returns how many went."""
-    cutoff = timezone.now() - timedelta(days=settings.METRIC_RETENTION_DAYS)
-    deleted, _ = DeviceMetric.objects.filter(time__lt=cutoff).delete()
-    return deleted
-
-
 def device_accept_host_key(*, device: Device) -> Device:
     """Trust the new host key the device offered, then check the device again at once."""
     current = Device.objects.get(pk=device.pk)
@@ -836,4 +552,4 @@ def device_accept_host_key(*, device: Device) -> Device:
     )
     ssh.connections.close(current.pk)
     logger.info("Accepted a new host key for device %s", current.name)
-    return _poll(current.pk, count_misses=False)
+    return poll_once(current.pk, count_misses=False)

@@ -19,12 +19,11 @@ Errors are `SSHError` subclasses carrying the device status they imply: `Unreach
 
 from __future__ import annotations
 
-import base64
 import errno
 import hashlib
-import io
 import logging
 import os
+import re
 import select
 import shlex
 import socket
@@ -33,18 +32,25 @@ import time
 from dataclasses import dataclass, field
 
 import paramiko
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django.conf import settings
+
+from devices.keys import (  # noqa: F401  (part of this module's interface)
+    KEY_COMMENT,
+    HostKey,
+    InvalidKey,
+    KeyPair,
+    fingerprint,
+    generate_key_pair,
+    key_fingerprint_of_private,
+    load_private_key,
+    normalize_private_key,
+)
 
 logger = logging.getLogger(__name__)
 
 # A connection older than this is replaced at its next use, so a host key that changed
 # without the device dropping our session is still noticed.
 MAX_CONNECTION_AGE_SECONDS = 3600
-
-# The comment on the public key we install; it tells our own line in authorized_keys apart.
-KEY_COMMENT = "homelab-orchestrator"
 
 # authorized_keys maintenance, run as `sh -c SCRIPT sh KEYLINE` so the key is an argument
 # ($1), never part of the script text.
@@ -103,126 +109,6 @@ class HostKeyChanged(SSHError):
 
 class CommandTimeout(SSHError):
     status = "offline"
-
-
-class InvalidKey(ValueError):
-    """A private key we cannot use; the message says why, never the key itself."""
-
-
-# --- keys -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HostKey:
-    """An SSH host key as pinned: its type (ssh-ed25519, ...) and base64 blob."""
-
-    key_type: str
-    key_base64: str
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.key_base64)
-
-    @classmethod
-    def from_pkey(cls, key: paramiko.PKey) -> HostKey:
-        return cls(key.get_name(), key.get_base64())
-
-
-def fingerprint(key_base64: str) -> str:
-    """OpenSSH-style SHA256 fingerprint of a base64 public key blob ("" for no key)."""
-    if not key_base64:
-        return ""
-    digest = hashlib.sha256(base64.b64decode(key_base64)).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    private_key: str = field(repr=False)  # OpenSSH private key text
-    public_key: str  # authorized_keys line: "type base64 [comment]"
-
-
-def generate_key_pair(comment: str = KEY_COMMENT) -> KeyPair:
-    """A new ed25519 key pair (OpenSSH private format, unencrypted: it is encrypted at rest)."""
-    private = ed25519.Ed25519PrivateKey.generate()
-    private_text = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    public_text = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
-    return KeyPair(private_key=private_text, public_key=f"{public_text} {comment}")
-
-
-def normalize_private_key(text: str) -> KeyPair:
-    """Parse a pasted private key (ed25519, ECDSA or RSA; OpenSSH, PEM or PKCS#8).
-
-    Returns it re-serialized in OpenSSH format with its public line (no comment, so it is
-    never mistaken for a key we generated). Raises InvalidKey with words for a person.
-    """
-    data = (text or "").strip().encode()
-    if not data:
-        raise InvalidKey(
-            "The private key is empty. Paste the whole key, including the BEGIN and END lines."
-        )
-    if b"PUBLIC KEY" in data or data.startswith((b"ssh-", b"ecdsa-")):
-        raise InvalidKey("That is a public key. Paste the private key (the file without .pub).")
-    loaded = None
-    errors: list[str] = []
-    for loader in (serialization.load_ssh_private_key, serialization.load_pem_private_key):
-        try:
-            loaded = loader(data + b"\n", password=None)
-            break
-        except TypeError:
-            raise InvalidKey(
-                "The private key is protected by a passphrase. Remove it first "
-                "(ssh-keygen -p -f KEYFILE) or log in with a password instead."
-            ) from None
-        except (ValueError, Exception) as exc:
-            errors.append(type(exc).__name__)
-    if loaded is None:
-        raise InvalidKey(
-            "The private key could not be read. Paste the whole key file (ed25519, ECDSA or "
-            "RSA), including the BEGIN and END lines."
-        )
-    if not isinstance(
-        loaded, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)
-    ):
-        raise InvalidKey(
-            "Only ed25519, ECDSA and RSA keys are supported. Create one with ssh-keygen -t ed25519."
-        )
-    if isinstance(loaded, rsa.RSAPrivateKey) and loaded.key_size < 2048:
-        raise InvalidKey("This RSA key is too short (under 2048 bits). Use an ed25519 key instead.")
-    private_text = loaded.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode()
-    public_text = (
-        loaded.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
-    load_private_key(private_text)  # paramiko must accept it too
-    return KeyPair(private_key=private_text, public_key=public_text)
-
-
-def load_private_key(text: str) -> paramiko.PKey:
-    """A paramiko key from OpenSSH private key text held in memory."""
-    for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
-        try:
-            return key_class.from_private_key(io.StringIO(text))
-        except (paramiko.SSHException, ValueError):
-            continue
-    raise InvalidKey("The stored private key could not be loaded.")
-
-
-def key_fingerprint_of_private(text: str) -> str:
-    return load_private_key(text).fingerprint
 
 
 # --- connection targets ---------------------------------------------------------------------
@@ -304,6 +190,9 @@ def open_transport(
         sock = socket.create_connection((target.address, target.port), timeout=timeout)
     except OSError as exc:
         raise _describe_os_error(exc, target) from None
+    # Commands are a few small SSH packets each way; without TCP_NODELAY, Nagle's algorithm
+    # holds each next packet until the device's delayed ACK (~40 ms) arrives.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
     try:
         transport.banner_timeout = timeout
@@ -407,7 +296,13 @@ def exec_on(
                 raise CommandTimeout(
                     f"The command did not finish within {timeout:g} s.", reason="timeout"
                 )
-            select.select([channel], [], [], min(remaining, 0.5))
+            if channel.eof_received and not channel.recv_ready():
+                # All output is in; only the exit status is still on its way. The channel
+                # stays readable after EOF, so select() would return at once: wait for
+                # the status itself instead of spinning.
+                channel.status_event.wait(min(remaining, 0.5))
+            else:
+                select.select([channel], [], [], min(remaining, 0.5))
         status = channel.recv_exit_status() if channel.exit_status_ready() else -1
         return status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
     finally:
@@ -429,11 +324,9 @@ class _Entry:
         self.transport: paramiko.Transport | None = None
         self.cache_key: tuple | None = None
         self.opened_at = 0.0
-        self.connects = 0
-        self.docker = None  # docker-py client bound to `transport`
-        self.docker_transport: paramiko.Transport | None = (
-            None  # how many times this entry opened a transport (for tests/benchmarks)
-        )
+        self.connects = 0  # how many times this entry opened a transport (tests, benchmarks)
+        self.docker = None  # docker-py client bound to `docker_transport`
+        self.docker_transport: paramiko.Transport | None = None
 
 
 class ConnectionManager:
@@ -675,6 +568,9 @@ def _build_docker_client(get_transport, *, timeout: int = 60):
     # adapter mounted below carries every request. No request is made before mounting.
     client = docker.DockerClient(base_url="tcp://127.0.0.1:9", version="1.41", timeout=timeout)
     api = client.api
+    # The requests go through our SSH channel: no proxy from the environment applies, and
+    # looking them up costs a scan of os.environ on every request.
+    api.trust_env = False
     api.mount("http+docker://ssh", Adapter())
     api._unmount("http://", "https://")
     api.base_url = "http+docker://ssh"
@@ -694,3 +590,18 @@ def docker_client(device):
             new=HostKey(device.offered_host_key_type, device.offered_host_key),
         )
     return connections.docker(Target.from_device(device))
+
+
+def docker_summary(device) -> dict:
+    """`ServerVersion` and `ContainersRunning` from one cheap Docker API request.
+
+    GET /containers/json lists the running containers, and every answer of the daemon
+    carries `Server: Docker/<version> (<os>)`. The same figures from GET /info cost the
+    daemon 4-5 times as much (it also counts images, drivers and plugins), on every poll.
+    """
+    api = docker_client(device).api
+    response = api._get(api._url("/containers/json"))
+    running = len(api._result(response, json=True))
+    match = re.match(r"Docker/(\S+)", response.headers.get("Server", ""))
+    version = match.group(1) if match else str(api.version().get("Version", ""))
+    return {"ServerVersion": version, "ContainersRunning": running}
