@@ -22,121 +22,37 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.servers import CLIENT_NAME, free_port, postgres, redis  # noqa: F401 (fixtures)
+from tests.served import ROOT, Served
+from tests.servers import CLIENT_NAME, postgres, redis  # noqa: F401 (fixtures)
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
 
 # Every test is marked `lab`: CI=true turns a skipped lab test into a failure.
 pytestmark = [pytest.mark.timeout(180)]
 
 
-class ScaledControlPlane:
+class ScaledControlPlane(Served):
     """`manage.py serve` on PostgreSQL + Redis, output in a log file."""
 
     def __init__(self, data_dir: Path, pg, rd):
-        self.data_dir = data_dir
         self.pg = pg
         self.redis = rd
-        self.port = free_port()
-        self.env = os.environ.copy()
-        self.env.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "homelab.settings",
-                "HOMELAB_DATA_DIR": str(data_dir),
+        super().__init__(
+            data_dir,
+            env={
                 "HOMELAB_DATABASE_URL": pg.url,
                 "HOMELAB_REDIS_URL": rd.url,
                 "HOMELAB_WORKERS": str(WORKERS),
-            }
+            },
         )
-        self.log_path = data_dir.parent / f"serve-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.3)
-        raise AssertionError(f"{text!r} did not appear; output:\n{self.output()}")
-
-    def get(self, path: str, session_key: str | None = None):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        if session_key:
-            request.add_header("Cookie", f"sessionid={session_key}")
-        try:
-            with urllib.request.urlopen(request, timeout=20) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    def shell(self, code: str, timeout: float = 60) -> dict:
-        """Run `manage.py shell -c` with the same settings; return its RESULT= JSON line."""
-        done = subprocess.run(
-            [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        assert done.returncode == 0, f"shell failed:\n{done.stdout}\n{done.stderr}"
-        for line in done.stdout.splitlines():
-            if line.startswith("RESULT="):
-                return json.loads(line[len("RESULT=") :])
-        raise AssertionError(f"no RESULT= line:\n{done.stdout}\n{done.stderr}")
-
-    def group_pids(self) -> list[int]:
-        """Live (non-zombie) processes in serve's process group: serve and all it started."""
-        out = subprocess.run(
-            ["ps", "-o", "pid=,stat=", "-g", str(self.process.pid)],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        return [
-            int(line.split()[0]) for line in out.splitlines() if not line.split()[1].startswith("Z")
-        ]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +78,7 @@ def scaled(postgres, redis, tmp_path_factory):  # noqa: F811
 
 @pytest.mark.lab
 def test_health_answers(scaled):
-    status, body = scaled.get("/api/v1/system/health")
+    status, _, body = scaled.get("/api/v1/system/health")
     assert status == 200 and json.loads(body) == {"status": "ok"}
 
 
@@ -429,7 +345,7 @@ def test_concurrent_requests_do_not_exhaust_postgresql_connections(postgres, red
         def dashboard(_) -> int:
             for _attempt in range(50):
                 try:
-                    return plane.get("/", session_key)[0]
+                    return plane.get("/", session_key, follow=True)[0]
                 except OSError:  # not listening yet
                     time.sleep(0.2)
             return 0

@@ -5,94 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.served import ROOT, Served, served_env
+from tests.servers import free_port
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env(data_dir: Path) -> dict:
-    env = os.environ.copy()
-    env["HOMELAB_DATA_DIR"] = str(data_dir)
-    env["DJANGO_SETTINGS_MODULE"] = "homelab.settings"
-    env.pop("HOMELAB_DATABASE_URL", None)
-    env.pop("HOMELAB_REDIS_URL", None)
-    return env
-
-
-class Served:
-    def __init__(self, data_dir: Path):
-        self.port = _free_port()
-        self.log_path = data_dir.parent / f"serve-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=_env(data_dir), stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.3)
-        raise AssertionError(f"{text!r} did not appear; output:\n{self.output()}")
-
-    def get(self, path: str):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        opener = urllib.request.build_opener(NoRedirect)
-        try:
-            with opener.open(request, timeout=10) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers, exc.read()
-
-    def children(self) -> list[tuple[int, str]]:
-        out = subprocess.run(
-            ["ps", "-o", "pid=,args=", "--ppid", str(self.process.pid)], capture_output=True, text=True
-        ).stdout
-        rows = []
-        for line in out.splitlines():
-            pid, _, args = line.strip().partition(" ")
-            rows.append((int(pid), args))
-        return rows
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.log.close()
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
+# Kept under their old names for the modules that import them from here.
+_env = served_env
 
 
 @pytest.fixture
@@ -103,16 +27,7 @@ def served(tmp_path):
 
 
 def _wait_http(server: Served, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            status, _, _ = server.get("/api/v1/system/health")
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"the server did not answer; output:\n{server.output()}")
+    server.wait_http(timeout)
 
 
 def test_serve_starts_web_and_worker_on_a_fresh_data_directory(served, tmp_path):
@@ -167,7 +82,7 @@ def test_serve_refuses_to_start_when_the_encryption_key_is_missing(tmp_path):
     assert first.returncode == 0, first.stderr
     (data / "field_encryption.key").unlink()
     second = subprocess.run(
-        [sys.executable, "manage.py", "serve", "--port", str(_free_port())], cwd=ROOT, env=_env(data),
+        [sys.executable, "manage.py", "serve", "--port", str(free_port())], cwd=ROOT, env=_env(data),
         capture_output=True, text=True, timeout=60,
     )
     assert second.returncode != 0
