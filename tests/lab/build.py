@@ -130,6 +130,51 @@ def image_exists(tag: str) -> bool:
     )
 
 
+def import_rootfs(
+    tag: str,
+    root: Path,
+    *,
+    changes: list[str],
+    stage: Path | None = None,
+    extra: list[str] = (),
+    excludes: tuple[str, ...] = (),
+    nice: bool = False,
+) -> None:
+    """`tar` a debootstrapped rootfs (plus `extra` paths of `stage`) into `docker import`.
+
+    /dev, /proc and /sys are left empty; `changes` are Dockerfile lines (CMD, LABEL).
+    """
+    prefix = ["nice"] if nice else []
+    tar_cmd = [
+        *prefix,
+        "tar",
+        "--numeric-owner",
+        "--exclude=./dev/*",
+        "--exclude=./proc/*",
+        "--exclude=./sys/*",
+        "--exclude=./.lab-complete",
+        *(f"--exclude={pattern}" for pattern in excludes),
+        "-c",
+        "-C",
+        str(root),
+        ".",
+    ]
+    if stage is not None and extra:
+        tar_cmd += ["-C", str(stage), *extra]
+    tar = subprocess.Popen(tar_cmd, stdout=subprocess.PIPE)
+    change_args = [arg for change in changes for arg in ("-c", change)]
+    try:
+        _run(
+            [*prefix, "docker", "import", *change_args, "-", tag],
+            stdin=tar.stdout,
+            stdout=subprocess.DEVNULL,
+        )
+    finally:
+        tar.stdout.close()
+        if tar.wait() != 0:
+            raise RuntimeError(f"tar of the rootfs for {tag} failed")
+
+
 # --------------------------------------------------------------------------- rootfs
 def ensure_rootfs() -> Path:
     """debootstrap the device rootfs once (about 80 s, 600 MB); cached by package list."""
@@ -310,40 +355,13 @@ def build_device(force: bool = False) -> str:
         # the rootfs, then the staged paths that the rootfs lacks (docker import
         # refuses duplicate paths, so name only the top-most new path of each branch)
         extra = _new_paths(stage, root)
-        tar = subprocess.Popen(
-            [
-                "tar",
-                "--numeric-owner",
-                "--exclude=./dev/*",
-                "--exclude=./proc/*",
-                "--exclude=./sys/*",
-                "--exclude=./.lab-complete",
-                "-c",
-                "-C",
-                str(root),
-                ".",
-                "-C",
-                str(stage),
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
+        import_rootfs(
+            tag,
+            root,
+            stage=stage,
+            extra=extra,
+            changes=['CMD ["/init.sh"]', f"LABEL {LABEL}=device"],
         )
-        _run(
-            [
-                "docker",
-                "import",
-                "-c",
-                'CMD ["/init.sh"]',
-                "-c",
-                f"LABEL {LABEL}=device",
-                "-",
-                tag,
-            ],
-            stdin=tar.stdout,
-            stdout=subprocess.DEVNULL,
-        )
-        if tar.wait() != 0:
-            raise RuntimeError("tar of the rootfs failed")
     log(f"built {tag} in {time.monotonic() - t0:.0f} s")
     _prune_old(DEVICE_REPO, tag)
     return tag

@@ -127,41 +127,13 @@ def build_base() -> str:
     root = rootfs.ensure_rootfs()
     t0 = time.monotonic()
     lab_build.log(f"docker import {tag}")
-    tar = subprocess.Popen(
-        [
-            "nice",
-            "tar",
-            "--numeric-owner",
-            "--exclude=./dev/*",
-            "--exclude=./proc/*",
-            "--exclude=./sys/*",
-            "--exclude=./.lab-complete",
-            *(f"--exclude={pattern}" for pattern in EXCLUDES),
-            "-c",
-            "-C",
-            str(root),
-            ".",
-        ],
-        stdout=subprocess.PIPE,
+    lab_build.import_rootfs(
+        tag,
+        root,
+        changes=[f"LABEL {LABEL}=standin-base", 'CMD ["/bin/sh"]'],
+        excludes=EXCLUDES,
+        nice=True,
     )
-    subprocess.run(
-        [
-            "nice",
-            "docker",
-            "import",
-            "-c",
-            f"LABEL {LABEL}=standin-base",
-            "-c",
-            'CMD ["/bin/sh"]',
-            "-",
-            tag,
-        ],
-        stdin=tar.stdout,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    if tar.wait() != 0:
-        raise RuntimeError("tar of the stand-in rootfs failed")
     lab_build.log(f"built {tag} in {time.monotonic() - t0:.0f} s")
     lab_build._prune_old(BASE_REPO, tag)
     return tag
