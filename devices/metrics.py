@@ -31,6 +31,7 @@ NO_LIMIT_THRESHOLD = 2**60
 
 # Each `sec NAME` starts a section; errors are silenced so a missing file is an empty section.
 METRICS_SCRIPT = r"""
+main() {
 sec() { printf '\n@@%s\n' "$1"; }
 # File reading and filtering use shell builtins only: every process started on the device
 # costs it CPU (a poll used to start about 30), and a Pi or a busy server feels that.
@@ -97,6 +98,10 @@ fi
 sec df; printf '%s\n' "$root"; df -P -B1 "$root" 2>/dev/null | { read -r _h; read -r l && printf '%s\n' "$l"; }
 sec cpu_end; cpu
 sec end
+}
+# One write at the end: printed line by line, the output would leave the device as dozens
+# of small SSH packets, each costing both sides a round of crypto.
+out=$(main "$@"); printf '%s\n' "$out"
 """
 
 
