@@ -37,6 +37,7 @@ def poll_device(device_id: int) -> str:
         return "removed"
     if device.status == "online":
         _check_shared_databases(device_id)
+        _after_poll_deployments(device_id)
     return device.status
 
 
@@ -51,6 +52,19 @@ def _check_shared_databases(device_id: int) -> None:
             logger.warning("%s", sentence)
     except Exception:  # a failed check must not fail the poll; it is tried again next time
         logger.exception("Checking the shared databases of device %s failed", device_id)
+
+
+def _after_poll_deployments(device_id: int) -> None:
+    """Deployments see the poll: measured apps' reservations released, and the undos the
+    device missed while it was away run now."""
+    try:
+        from marketplace.services import deployments_after_poll
+    except ImportError:  # marketplace not installed
+        return
+    try:
+        deployments_after_poll(device_id=device_id)
+    except Exception:  # a failed cleanup must not fail the poll; it is tried again next time
+        logger.exception("The deployments' after-poll work on device %s failed", device_id)
 
 
 def poll_all(scheduled_for: str | None = None) -> int:

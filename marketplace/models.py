@@ -35,6 +35,8 @@ class DeploymentStatus(models.TextChoices):
     * validating -> preparing -> deploying -> configuring -> health_check -> running
     * any of validating..health_check -> rolling_back -> rolled_back | failed
       (failed: an undo failed, or the control plane stopped mid-way and cleaned up)
+    * failed with cleanup_pending (the device went away mid-way, the undo could not
+      run) -> rolled_back once the device is back and the undo has run
     * running <-> stopped (stop/start; restart keeps running)
     * running | stopped | failed | rolled_back -> removing -> removed
       (a removal that fails leaves the deployment failed with the reason)
@@ -95,6 +97,13 @@ class Deployment(models.Model):
     url = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     reservation_id = models.BigIntegerField(null=True, blank=True)
+    cleanup_pending = models.BooleanField(
+        default=False,
+        db_index=True,
+        help_text="The device went away before this attempt was undone: its compose project "
+        "and cleanup_folder are removed once the device answers a poll again.",
+    )
+    cleanup_folder = models.CharField(max_length=255, blank=True)
     started_at = models.DateTimeField(
         null=True, blank=True, help_text="When a worker claimed the deployment."
     )

@@ -10,72 +10,114 @@ fake steps and a fake recorder.
 1. preflight (validating): the device is online and has Docker Compose, the app is built
    for its architecture, its free resources meet the app's minimum (placement's
    disqualifications, our own reservation not counted twice), and every host port is
-   free: nothing listens on it (`ss -ltunH`) and no other deployment claims it.
+   free: nothing listens on it and no other deployment claims it. What the device runs
+   is asked in one command (marketplace.preflight).
 2. render (preparing): the final compose file as data with the stored secrets; the masked
    copy is kept for "What I did".
-3. upload (preparing): `mkdir -p <root>/<project>` and an SFTP write of compose.yaml
-   (mode 600: it holds the secrets). Undo: `rm -rf` of that folder only.
-4. compose_up (deploying): `docker compose -p P -f F up -d [--wait --wait-timeout N]`.
+3. upload (preparing): one SFTP session creates `<root>/<project>` when missing and
+   writes compose.yaml (mode 600: it holds the secrets). Undo: `rm -rf` of that folder
+   only, registered when pre-flight found no folder there.
+4. compose_up (deploying): `docker compose -p P -f F up -d [--wait --wait-timeout N]`
+   (`--wait` when a service has its own container health check).
    The undo is registered before the command runs, since a failed `up` may have created a
    network or volumes: `down -v --remove-orphans`.
 5. configure (configuring): the app's URL from the device address and the web port.
 6. health_check (health_check): HTTP path or TCP port from the control plane to the
-   device's published port, until the manifest's timeout.
+   device's published port, until the manifest's timeout; a device that stops answering
+   altogether (not even SSH) ends it early.
 7. running.
 
 Every command sent is recorded as a DeploymentCommand with each secret value replaced by
-MASK. A transient SSH failure (Unreachable) is retried up to 3 times with backoff.
+MASK (marketplace.shell). A transient SSH failure (Unreachable) is retried up to 3 times
+with backoff. When undos fail (mostly: the device went away), what they should have
+removed is kept: the outcome says `cleanup_pending`, and marketplace.recovery runs the
+undo again after the device's next successful poll.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from django.conf import settings
 from django.utils import timezone
 
-from marketplace.models import MASK
+from marketplace.preflight import (
+    DeviceState,
+    Listener,
+    claimed_ports,
+    device_state,
+    host_ports,
+    parse_ss,
+    port_problems,
+    preflight_problems,
+    requirements_of,
+)
+from marketplace.shell import (
+    DEFAULT_DEPLOY_ROOT,
+    OUTPUT_TAIL_CHARS,
+    ROOT_RE,
+    SSH_BACKOFF_SECONDS,
+    SSH_RETRIES,
+    DeviceShell,
+    StepFailed,
+    compose_base,
+    compose_version_tuple,
+    deploy_root,
+    mask,
+    ssh_port_answers,
+    tail,
+    wait_flags,
+)
+
+__all__ = [  # the public names, wherever they live now
+    "DEFAULT_DEPLOY_ROOT",
+    "OUTPUT_TAIL_CHARS",
+    "ROOT_RE",
+    "SSH_BACKOFF_SECONDS",
+    "SSH_RETRIES",
+    "Context",
+    "DeploymentPipeline",
+    "DeploymentRecorder",
+    "DeviceShell",
+    "DeviceState",
+    "Listener",
+    "Outcome",
+    "Runner",
+    "Step",
+    "StepFailed",
+    "app_url",
+    "claimed_ports",
+    "compose_base",
+    "compose_version_tuple",
+    "deploy_root",
+    "device_state",
+    "health_host_port",
+    "host_ports",
+    "mask",
+    "parse_ss",
+    "port_problems",
+    "preflight_problems",
+    "requirements_of",
+    "tail",
+    "wait_flags",
+    "wait_healthy",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DEPLOY_ROOT = "/opt/homelab/apps"
-ROOT_RE = re.compile(r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$")
-SSH_RETRIES = 3
-SSH_BACKOFF_SECONDS = (1.0, 2.0, 4.0)
-OUTPUT_TAIL_CHARS = 4000
-
-
-# ------------------------------------------------------------------------------ masking
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value replaced by MASK (longest first, so a secret that
-    contains another is masked whole)."""
-    if not text:
-        return text
-    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
-        # compose files carry secrets with `$` doubled: mask that (longer) form first
-        if "$" in value:
-            text = text.replace(value.replace("$", "$$"), MASK)
-        text = text.replace(value, MASK)
-    return text
-
-
-def tail(text: str, limit: int = OUTPUT_TAIL_CHARS) -> str:
-    return text if len(text) <= limit else "…" + text[-limit:]
+# The health check's pause between tries grows from the first to the last figure.
+HEALTH_PAUSES_SECONDS = (0.1, 0.2, 0.3, 0.5, 1.0)
+# While the app does not answer, check this often whether the device still does.
+DEVICE_CHECK_EVERY_SECONDS = 5.0
 
 
 # ------------------------------------------------------------------------------- runner
-class StepFailed(Exception):
-    """A step could not do its work; the message is for a person and says what to do."""
-
-
 class Recorder(Protocol):
     def set_status(self, status: str) -> None: ...
     def step_started(self, name: str) -> object: ...
@@ -106,6 +148,8 @@ class Outcome:
     error: str = ""
     failed_step: str = ""
     undo_errors: list[str] = field(default_factory=list)
+    # the device went away: the undos that failed must run when it is back
+    cleanup_pending: bool = False
 
 
 class Runner:
@@ -130,7 +174,7 @@ class Runner:
             handle = self.recorder.step_started(step.name)
             try:
                 message = step.run(self.context) or ""
-            except Exception as exc:  # noqa: BLE001 - every failure rolls back
+            except Exception as exc:  # every failure rolls back
                 error = _describe(exc)
                 logger.info("Step %s failed: %s", step.name, error)
                 self.recorder.step_finished(handle, "failed", error)
@@ -149,7 +193,7 @@ class Runner:
             handle = self.recorder.step_started(f"undo: {name}")
             try:
                 message = action() or ""
-            except Exception as exc:  # noqa: BLE001 - keep undoing the rest
+            except Exception as exc:  # keep undoing the rest
                 error = _describe(exc)
                 errors.append(f"{name}: {error}")
                 self.recorder.step_finished(handle, "undo_failed", error)
@@ -168,182 +212,11 @@ def _describe(exc: BaseException) -> str:
     return f"Unexpected error ({type(exc).__name__}): {exc}"
 
 
-# ------------------------------------------------------------------- device operations
-def deploy_root() -> str:
-    root = str(getattr(settings, "HOMELAB_DEPLOY_ROOT", "") or DEFAULT_DEPLOY_ROOT).rstrip("/")
-    if not ROOT_RE.match(root) or ".." in root.split("/"):
-        raise StepFailed(
-            f"HOMELAB_DEPLOY_ROOT {root!r} is not an absolute path of letters, digits, '.', '-', '_'."
-        )
-    return root
-
-
-def compose_base(device) -> list[str]:
-    command = (device.compose_command or "docker compose").split()
-    if command not in (["docker", "compose"], ["docker-compose"]):
-        raise StepFailed(
-            f"{device.name} has no usable Docker Compose ({device.compose_command!r}); "
-            "install the docker compose plugin and poll the device again."
-        )
-    return command
-
-
-def compose_version_tuple(version: str) -> tuple[int, ...]:
-    numbers = re.findall(r"\d+", version or "")
-    return tuple(int(n) for n in numbers[:3])
-
-
-def wait_flags(device, timeout_seconds: int) -> list[str]:
-    """`--wait` exists from compose v2.1, `--wait-timeout` from v2.17."""
-    if compose_base(device) != ["docker", "compose"]:
-        return []
-    version = compose_version_tuple(device.compose_version)
-    if version >= (2, 17):
-        return ["--wait", "--wait-timeout", str(timeout_seconds)]
-    if version >= (2, 1):
-        return ["--wait"]
-    return []
-
-
-class DeviceShell:
-    """Commands on one device for one deployment: retried when the device drops, and
-    recorded (masked) as DeploymentCommand rows."""
-
-    def __init__(
-        self, deployment, *, secrets: Iterable[str] = (), sleep=time.sleep, record: bool = True
-    ):
-        self.deployment = deployment
-        self.device = deployment.device
-        self.secrets = [s for s in secrets if s]
-        self.sleep = sleep
-        self.record = record  # False before the deployment is saved (create's quick check)
-
-    def _record(self, command: str, exit_code: int | None, output: str, seconds: float) -> None:
-        from marketplace.models import DeploymentCommand
-
-        if not self.record:
-            return
-        DeploymentCommand.objects.create(
-            deployment_id=self.deployment.pk,
-            command=mask(command, self.secrets),
-            exit_code=exit_code,
-            output=mask(tail(output), self.secrets),
-            seconds=round(seconds, 3),
-        )
-
-    def _retrying(self, label: str, action: Callable[[], tuple[int, str]]) -> tuple[int, str]:
-        from devices import ssh
-
-        for attempt in range(SSH_RETRIES + 1):
-            started = time.monotonic()
-            try:
-                exit_code, output = action()
-            except ssh.Unreachable as exc:
-                self._record(label, None, f"connection lost: {exc}", time.monotonic() - started)
-                if attempt == SSH_RETRIES:
-                    raise
-                delay = SSH_BACKOFF_SECONDS[min(attempt, len(SSH_BACKOFF_SECONDS) - 1)]
-                logger.info("%s: device unreachable, retry %d in %.0f s", label, attempt + 1, delay)
-                self.sleep(delay)
-                continue
-            self._record(label, exit_code, output, time.monotonic() - started)
-            return exit_code, output
-        raise AssertionError("unreachable")
-
-    def run(
-        self, args: list[str], *, timeout: float | None = None, stdin: bytes | None = None
-    ) -> tuple[int, str, str]:
-        from devices import ssh
-
-        result: dict = {}
-
-        def action() -> tuple[int, str]:
-            exit_code, out, err = ssh.run(self.device, args, timeout=timeout, stdin=stdin)
-            result["out"], result["err"] = out, err
-            return exit_code, (out + ("\n" if out and err else "") + err).strip()
-
-        exit_code, _ = self._retrying(ssh.quote_command(args), action)
-        return exit_code, result["out"], result["err"]
-
-    def check(
-        self,
-        args: list[str],
-        *,
-        timeout: float | None = None,
-        what: str,
-        stdin: bytes | None = None,
-    ) -> str:
-        exit_code, out, err = self.run(args, timeout=timeout, stdin=stdin)
-        if exit_code != 0:
-            detail = mask((err or out).strip(), self.secrets)
-            raise StepFailed(f"{what} failed (exit {exit_code}): {tail(detail, 1500)}")
-        return out
-
-    def write_file(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
-        import paramiko
-
-        from devices import ssh
-
-        def action() -> tuple[int, str]:
-            transport = ssh.connections.transport(ssh.Target.from_device(self.device))
-            try:
-                sftp = paramiko.SFTPClient.from_transport(transport)
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise ssh.Unreachable(f"SFTP could not start: {exc}") from None
-            try:
-                with sftp.open(path + ".tmp", "wb") as fh:
-                    fh.write(data)
-                sftp.chmod(path + ".tmp", mode)
-                sftp.posix_rename(path + ".tmp", path)
-            except OSError as exc:
-                raise StepFailed(f"Could not write {path} on {self.device.name}: {exc}") from None
-            finally:
-                sftp.close()
-            return 0, f"{len(data)} bytes written"
-
-        self._retrying(f"sftp put {path} (mode {mode:o})", action)
-
-
-# ------------------------------------------------------------------------------ ports
-@dataclass(frozen=True)
-class Listener:
-    protocol: str  # tcp / udp
-    port: int
-    process: str
-
-
-_USERS_RE = re.compile(r'users:\(\("([^"]+)"')
-
-
-def parse_ss(output: str) -> list[Listener]:
-    """Lines of `ss -ltunpH` (Netid State Recv-Q Send-Q Local:Port Peer:Port [users])."""
-    found = []
-    for line in output.splitlines():
-        parts = line.split()
-        if len(parts) < 5:
-            continue
-        protocol = parts[0].lower()
-        if protocol not in ("tcp", "udp"):
-            continue
-        local = parts[4]
-        port_text = local.rsplit(":", 1)[-1]
-        if not port_text.isdigit():
-            continue
-        users = _USERS_RE.search(line)
-        found.append(Listener(protocol, int(port_text), users.group(1) if users else ""))
-    return found
-
-
-def host_ports(recipe, config: dict) -> list[tuple[str, int, str]]:
-    """(port name, host port, protocol) the deployment publishes."""
-    chosen = (config or {}).get("ports") or {}
-    return [
-        (p.name, int(chosen.get(p.name, p.default_host_port)), p.protocol)
-        for p in recipe.manifest.ports
-    ]
-
-
 # ---------------------------------------------------------------------- the deployment
+class DeviceGone(StepFailed):
+    """The device stopped answering altogether (not only the app)."""
+
+
 class DeploymentRecorder:
     """Persist status changes and steps of one deployment."""
 
@@ -380,6 +253,7 @@ class DeploymentPipeline:
         self.compose_file = f"{self.folder}/compose.yaml"
         self.compose_text = ""
         self.compose_data: dict = {}
+        self.folder_existed: bool | None = None  # None: pre-flight has not looked
 
     # -- helpers
     def compose(self, *args: str) -> list[str]:
@@ -412,7 +286,11 @@ class DeploymentPipeline:
         ]
 
     def run(self) -> Outcome:
-        return Runner(DeploymentRecorder(self.deployment)).run(self.steps())
+        outcome = Runner(DeploymentRecorder(self.deployment)).run(self.steps())
+        if not outcome.ok and outcome.undo_errors:
+            # mostly the device went away (or is shutting down): try again when it is back
+            outcome.cleanup_pending = True
+        return outcome
 
     # -- 1. pre-flight
     def preflight(self, ctx: Context) -> str:
@@ -422,7 +300,9 @@ class DeploymentPipeline:
         self.device = self.shell.device = self.deployment.device = device
         problems = preflight_problems(self.deployment, self.recipe, device)
         if not problems:  # an offline device is not asked for its ports
-            problems = port_problems(self.deployment, self.recipe, device, self.shell)
+            state = device_state(self.shell, self.folder)
+            self.folder_existed = state.folder_exists
+            problems = port_problems(self.deployment, self.recipe, device, self.shell, state=state)
         if problems:
             raise StepFailed("; ".join(problems))
         return (
@@ -481,11 +361,13 @@ class DeploymentPipeline:
 
     # -- 3. upload
     def upload(self, ctx: Context) -> str:
-        existed = self.shell.run(["test", "-d", self.folder])[0] == 0
+        existed = self.folder_existed
+        if existed is None:  # run without pre-flight (recovery, tests): ask the device
+            existed = self.shell.run(["test", "-d", self.folder])[0] == 0
         if not existed:
+            # registered first: a failed write may have created the folder already
             ctx.on_undo("remove the app folder", self.remove_folder)
-        self.shell.check(["mkdir", "-p", self.folder], what=f"Creating {self.folder}")
-        self.shell.write_file(self.compose_file, self.compose_text.encode())
+        self.shell.write_file(self.compose_file, self.compose_text.encode(), make_dirs=True)
         return f"{self.compose_file} written"
 
     def remove_folder(self) -> str:
@@ -496,7 +378,13 @@ class DeploymentPipeline:
     def compose_up(self, ctx: Context) -> str:
         ctx.on_undo("remove containers, networks and volumes", self.compose_down)
         timeout = self.recipe.manifest.health_check.timeout_seconds + 60
-        args = self.compose("up", "-d", "--remove-orphans", *wait_flags(self.device, timeout))
+        # `--wait` only where a service has its own health check (a bundled database the
+        # app needs healthy): otherwise it adds compose's polling and our health check
+        # below is the wait
+        services = (self.compose_data or {}).get("services") or {}
+        wait = not services or any("healthcheck" in (s or {}) for s in services.values())
+        flags = wait_flags(self.device, timeout) if wait else []
+        args = self.compose("up", "-d", "--remove-orphans", *flags)
         # pulling images may take a while before the wait starts
         self.shell.check(args, timeout=timeout + 900, what="docker compose up")
         return "containers started"
@@ -525,14 +413,20 @@ class DeploymentPipeline:
     def health_check(self, ctx: Context) -> str:
         check = self.recipe.manifest.health_check
         port = health_host_port(self.recipe, self.deployment)
-        return wait_healthy(
-            address=self.device.address,
-            port=port,
-            kind=check.type,
-            path=check.path or "/",
-            expect_status=check.expect_status,
-            timeout_seconds=check.timeout_seconds,
-        )
+        try:
+            return wait_healthy(
+                address=self.device.address,
+                port=port,
+                kind=check.type,
+                path=check.path or "/",
+                expect_status=check.expect_status,
+                timeout_seconds=check.timeout_seconds,
+                device_answers=lambda: ssh_port_answers(self.device.address, self.device.port),
+                device_name=self.device.name,
+            )
+        except DeviceGone:
+            self.shell.lost = True  # the undos try once; what fails is kept for later
+            raise
 
 
 def app_url(recipe, deployment, device) -> str:
@@ -562,11 +456,21 @@ def wait_healthy(
     expect_status: int = 200,
     timeout_seconds: float = 60,
     sleep=time.sleep,
+    device_answers: Callable[[], bool] | None = None,
+    device_name: str = "the device",
 ) -> str:
-    """Poll until the app answers; StepFailed with the last thing seen on timeout."""
+    """Poll until the app answers; StepFailed with the last thing seen on timeout.
+
+    1. Try the TCP port or the HTTP path; pause briefly, a little longer each time.
+    2. While nothing answers at all, ask `device_answers` (its SSH port) every
+       DEVICE_CHECK_EVERY_SECONDS; two misses in a row: DeviceGone at once, rather than
+       waiting out the timeout for a device that is off.
+    """
     deadline = time.monotonic() + timeout_seconds
     last = "no answer yet"
     host = f"[{address}]" if ":" in address else address
+    tries = misses = 0
+    next_device_check = time.monotonic() + DEVICE_CHECK_EVERY_SECONDS
     while True:
         try:
             if kind == "tcp":
@@ -582,138 +486,21 @@ def wait_healthy(
             if code == expect_status:
                 return f"{url} answered {code}"
             last = f"{url} answered {code}, expected {expect_status}"
+            misses = 0
         except (OSError, urllib.error.URLError) as exc:
             last = f"{address}:{port}: {getattr(exc, 'reason', exc)}"
+            if device_answers is not None and time.monotonic() >= next_device_check:
+                next_device_check = time.monotonic() + DEVICE_CHECK_EVERY_SECONDS
+                misses = 0 if device_answers() else misses + 1
+                if misses >= 2:
+                    raise DeviceGone(
+                        f"{device_name} stopped answering: neither the app ({last}) nor SSH "
+                        "answer. Check that it is on and connected."
+                    ) from None
         if time.monotonic() >= deadline:
             raise StepFailed(
                 f"The app did not become healthy within {timeout_seconds:g} s ({last}). "
                 "Check its logs in the debug view."
             )
-        sleep(1)
-
-
-def preflight_problems(deployment, recipe, device) -> list[str]:
-    """What stops the app from running on the device, from its last poll (no SSH):
-    placement's disqualifications with this deployment's own reservation not counted."""
-    from scheduling.scoring import disqualifications
-    from scheduling.selectors import active_reservations, snapshot_from_device
-
-    if device.status != "online":
-        status = device.get_status_display().lower()
-        return [
-            (
-                f"{device.name} is {status}; bring it back online (or choose another device) "
-                "and try again"
-            )
-        ]
-    reservations = active_reservations().filter(device_id=device.pk)
-    if deployment.reservation_id:
-        reservations = reservations.exclude(pk=deployment.reservation_id)
-    reservations = list(reservations)
-    snapshot = snapshot_from_device(
-        device,
-        reserved_ram_bytes=sum(r.ram_bytes for r in reservations),
-        reserved_storage_bytes=sum(r.storage_bytes for r in reservations),
-        reserved_cpu_cores=sum(r.cpu_cores for r in reservations),
-        reservation_count=len(reservations),
-    )
-    return [
-        f"{device.name}: {reason}"
-        for reason in disqualifications(snapshot, requirements_of(recipe, ports=()))
-    ]
-
-
-def claimed_ports(deployment, device) -> dict[tuple[int, str], str]:
-    """Host ports other live deployments on the device publish: {(port, proto): who}."""
-    from marketplace.models import FINISHED_STATUSES, Deployment
-    from marketplace.recipes import RecipeNotFound, load_catalog
-
-    catalog = load_catalog()
-    claimed = {}
-    others = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
-    if deployment.pk:
-        others = others.exclude(pk=deployment.pk)
-    for other in others:
-        try:
-            recipe = catalog.get(other.slug)
-        except RecipeNotFound:
-            continue
-        for _, port, protocol in host_ports(recipe, other.config):
-            claimed[(port, protocol)] = f"the deployment {other.app_name} ({other.instance})"
-    return claimed
-
-
-def port_problems(deployment, recipe, device, shell: DeviceShell | None) -> list[str]:
-    """Each host port of the deployment that is claimed or already listening on the device."""
-    problems = []
-    wanted = host_ports(recipe, deployment.config)
-    claimed = claimed_ports(deployment, device)
-    for name, port, protocol in wanted:
-        if (port, protocol) in claimed:
-            problems.append(
-                f"port {port}/{protocol} ({name}) on {device.name} is claimed by "
-                f"{claimed[(port, protocol)]}; choose another host port in config.ports.{name}"
-            )
-    if shell is None:
-        return problems
-    exit_code, out, err = shell.run(["ss", "-ltunpH"], timeout=30)
-    if exit_code != 0:
-        hint = " (install the iproute2 package, which provides `ss`)" if exit_code == 127 else ""
-        raise StepFailed(f"Could not list the ports in use on {device.name}{hint}: {err.strip()}")
-    listening = {(item.port, item.protocol): item.process for item in parse_ss(out)}
-    for name, port, protocol in wanted:
-        if (port, protocol) in claimed or (port, protocol) not in listening:
-            continue
-        holder = _port_holder(shell, port, listening[(port, protocol)])
-        if holder is None:  # our own containers (a re-run of the same deployment)
-            continue
-        problems.append(
-            f"port {port}/{protocol} ({name}) on {device.name} is already in use by {holder}; "
-            f"stop that or choose another host port in config.ports.{name}"
-        )
-    return problems
-
-
-def _port_holder(shell: DeviceShell, port: int, process: str) -> str | None:
-    """Who holds a port: a container name when Docker publishes it, else the process.
-    None when it is a container of this very deployment."""
-    exit_code, out, _ = shell.run(
-        [
-            "docker",
-            "ps",
-            "--filter",
-            f"publish={port}",
-            "--format",
-            '{{.Names}}\t{{.Label "com.docker.compose.project"}}',
-        ],
-        timeout=30,
-    )
-    if exit_code == 0 and out.strip():
-        name, _, project = out.strip().splitlines()[0].partition("\t")
-        if project and project == shell.deployment.project:
-            return None
-        return f"container {name}"
-    return f"process {process}" if process else "another program"
-
-
-def requirements_of(recipe, *, ports: Iterable[int] | None = None):
-    """Placement requirements from a recipe's manifest (ports: the host ports to claim,
-    default the recipe's default host ports)."""
-    from scheduling.scoring import MIB, AppRequirements
-
-    r = recipe.manifest.requirements
-    return AppRequirements(
-        name=recipe.name,
-        slug=recipe.slug,
-        min_ram_bytes=r.ram_min_mb * MIB,
-        recommended_ram_bytes=r.ram_recommended_mb * MIB,
-        min_storage_bytes=r.storage_min_mb * MIB,
-        recommended_storage_bytes=r.storage_recommended_mb * MIB,
-        min_cpu_cores=float(r.cpu_cores_min),
-        recommended_cpu_cores=float(r.cpu_cores_recommended),
-        architectures=frozenset(recipe.manifest.architectures),
-        ports=frozenset(
-            (p.default_host_port for p in recipe.manifest.ports) if ports is None else ports
-        ),
-        always_on=recipe.manifest.always_on,
-    )
+        sleep(HEALTH_PAUSES_SECONDS[min(tries, len(HEALTH_PAUSES_SECONDS) - 1)])
+        tries += 1

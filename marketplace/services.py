@@ -5,7 +5,8 @@ deployment_create   validate, choose the device (placement when none is named), 
 deployment_run      claim the deployment and run the pipeline under the device's lease
 deployment_start / deployment_stop / deployment_restart / deployment_remove
 deployment_logs     the last lines of the app's logs (secrets masked)
-deployments_recover_interrupted   at start-up: nothing stays stuck in a transient state
+deployments_recover_interrupted / deployments_cleanup_pending / deployments_after_poll
+                    after a restart or a device that went away (marketplace/recovery.py)
 """
 
 from __future__ import annotations
@@ -339,10 +340,13 @@ def deployment_run(*, deployment_id: int) -> Deployment | None:
         recipe = recipe_for(deployment.slug)
     except DeploymentError as exc:
         return _finish(deployment, DeploymentStatus.FAILED, exc.message)
+    # an earlier attempt under the same project name may still wait for its undo
+    deployments_cleanup_pending(device=deployment.device, project=deployment.project)
     holder = f"deployment-{deployment.pk}-{uuid.uuid4().hex[:8]}"
     try:
         with device_lease(device_id=deployment.device_id, holder=holder):
-            outcome = pipeline.DeploymentPipeline(deployment, recipe).run()
+            run = pipeline.DeploymentPipeline(deployment, recipe)
+            outcome = run.run()
     except DeploymentError as exc:  # the device stayed busy: nothing was done
         _release(deployment)
         return _finish(deployment, DeploymentStatus.FAILED, exc.message)
@@ -358,9 +362,14 @@ def deployment_run(*, deployment_id: int) -> Deployment | None:
     if outcome.ok:
         return _finish(deployment, DeploymentStatus.RUNNING, "")
     error = f"{outcome.failed_step}: {outcome.error}"
+    _release(deployment)
+    if outcome.cleanup_pending:
+        from marketplace.recovery import PENDING_NOTE
+
+        cleanup_mark_pending(deployment, folder=getattr(run, "folder", ""))
+        return _finish(deployment, outcome.status, error + PENDING_NOTE)
     if outcome.undo_errors:
         error += " Undoing it also failed: " + "; ".join(outcome.undo_errors)
-    _release(deployment)
     return _finish(deployment, outcome.status, error)
 
 
@@ -520,47 +529,27 @@ def deployment_logs(*, deployment: Deployment, tail: int = 200) -> str:
     return pipeline.mask(text, deployment.secret_values().values())
 
 
-# --------------------------------------------------------------------- start-up recovery
-def deployments_recover_interrupted() -> int:
-    """After a control-plane restart nothing stays stuck in a transient state.
+# ------------------------------------------------------------------------- recovery
+# After a restart, or a device that went away mid-deployment (marketplace/recovery.py).
+from marketplace.recovery import (  # noqa: E402 - it uses this module's functions
+    cleanup_mark_pending,
+    deployments_after_poll,
+    deployments_cleanup_pending,
+    deployments_recover_interrupted,
+)
 
-    1. Queued but never started (validating, not claimed): enqueue it again (resumed).
-    2. Claimed and interrupted mid-way: undo by project name (`down -v`, remove the folder),
-       then mark it failed with what happened.
-    3. Interrupted during removal: mark failed so Remove can be pressed again.
-    Returns how many were handled.
-    """
-    handled = 0
-    for deployment in Deployment.objects.filter(status__in=TRANSIENT_STATUSES).select_related(
-        "device"
-    ):
-        handled += 1
-        if deployment.status == DeploymentStatus.VALIDATING and deployment.started_at is None:
-            enqueue_run(deployment.pk)
-            continue
-        if deployment.status == DeploymentStatus.REMOVING:
-            _finish(
-                deployment,
-                DeploymentStatus.FAILED,
-                "The control plane stopped during the removal; press Remove again.",
-            )
-            continue
-        message = (
-            "The control plane stopped during this deployment; what it had created was removed."
-        )
-        try:
-            p = pipeline.DeploymentPipeline(deployment, recipe_for(deployment.slug))
-            p.compose_down()
-            p.remove_folder()
-            # --- pooling: its pooled databases go too (dumped first: they may hold data)
-            from pooling.services import pooled_databases_release
-
-            pooled_databases_release(deployment=deployment, keep_data=True, shell=p.shell)
-        except Exception as exc:  # noqa: BLE001 - the device may be away; say so
-            message = (
-                "The control plane stopped during this deployment and cleaning up failed "
-                f"({getattr(exc, 'message', exc)}); remove it to clean up."
-            )
-        _release(deployment)
-        _finish(deployment, DeploymentStatus.FAILED, message)
-    return handled
+__all__ = [
+    "DeploymentError",
+    "cleanup_mark_pending",
+    "deployment_create",
+    "deployment_logs",
+    "deployment_remove",
+    "deployment_restart",
+    "deployment_run",
+    "deployment_start",
+    "deployment_stop",
+    "deployments_after_poll",
+    "deployments_cleanup_pending",
+    "deployments_recover_interrupted",
+    "device_lease",
+]

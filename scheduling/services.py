@@ -249,6 +249,17 @@ def reservation_release(*, reservation_id: int, now: datetime | None = None) -> 
     return changed == 1
 
 
+def reservations_release(*, reservation_ids: Iterable[int], now: datetime | None = None) -> int:
+    """Stop counting several reservations at once (the poll has measured their apps);
+    returns how many were still active."""
+    ids = [int(pk) for pk in reservation_ids]
+    if not ids:
+        return 0
+    return Reservation.objects.filter(pk__in=ids, released_at__isnull=True).update(
+        released_at=now or timezone.now()
+    )
+
+
 def reservations_purge(*, older_than: timedelta = timedelta(days=1)) -> int:
     """Delete released or expired reservations older than `older_than`; returns how many."""
     cutoff = timezone.now() - older_than

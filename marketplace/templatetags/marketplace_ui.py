@@ -19,6 +19,7 @@ STEP_WORDS = {
     "restart": "Restarting the app",
     "remove containers": "Removing the app",
     "remove containers and data": "Removing the app and its data",
+    "undo after the device came back": "Cleaning up on the device once it was back",
 }
 UNDO_WORDS = {
     "remove the app folder": "Removing the copied settings",

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_deploy_api_vs_hand_run_compose(lab, product, report):
     host_port = 20000 + secrets.randbelow(20000)
     config = {"ports": {recipe.manifest.ports[0].name: host_port}}
 
-    ours, steps = [], None
+    ours, steps, step_times, commands = [], None, {}, []
     hand_file = "/tmp/bench-hand-compose.yaml"
     for run in range(RUNS):
         start = time.perf_counter()
@@ -103,6 +104,10 @@ def test_deploy_api_vs_hand_run_compose(lab, product, report):
         assert final == "running", _api(served, token, "GET", f"/deployments/{body['deployment_id']}")
         _, detail = _api(served, token, "GET", f"/deployments/{body['deployment_id']}")
         steps = [(s["name"], s["status"]) for s in detail.get("steps", [])]
+        for name, seconds in _step_seconds(detail).items():
+            step_times.setdefault(name, []).append(seconds)
+        _, debug = _api(served, token, "GET", f"/deployments/{body['deployment_id']}/debug")
+        commands = [(c["command"][:70], c["seconds"]) for c in (debug or {}).get("commands", [])]
         if run == 0:
             lab.exec(DEVICE, ["sh", "-c", f"cp /opt/homelab/apps/*-bench0/compose.yaml {hand_file}"], check=True)
         _api(served, token, "DELETE", f"/deployments/{body['deployment_id']}?delete_data=true")
@@ -132,6 +137,30 @@ def test_deploy_api_vs_hand_run_compose(lab, product, report):
            f"({', '.join(f'{t:.2f}' for t in hand)})")
     report(f"ratio: {ours_median / hand_median:.2f}x (goal <= 1.5x)")
     report(f"steps of the last run: {steps}")
+    report("where the time goes (median of the runs, from the step rows' times):")
+    for name, times in step_times.items():
+        report(f"  {name}: {statistics.median(times) * 1000:.0f} ms")
+    report("commands sent in the last run (seconds each):")
+    for command, seconds in commands:
+        report(f"  {seconds if seconds is not None else '?'} s  {command}")
+
+
+def _step_seconds(detail: dict) -> dict[str, float]:
+    """Seconds from the deployment's creation to its first step (queue and pick-up), each
+    step to the next, and the last step to the deployment's last update (running)."""
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    steps = detail.get("steps", [])
+    if not steps:
+        return {}
+    marks = [("queue + worker pick-up", parse(detail["created"]))]
+    marks += [(step["name"], parse(step["time"])) for step in steps]
+    marks.append(("end", parse(detail["updated"])))
+    return {
+        name: (marks[i + 1][1] - moment).total_seconds()
+        for i, (name, moment) in enumerate(marks[:-1])
+    }
 
 
 def _median_ms(client, path: str, runs: int = 9) -> float:

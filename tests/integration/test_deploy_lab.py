@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import secrets as pysecrets
 import shutil
+import threading
+import time
 import urllib.request
 
 import pytest
@@ -71,9 +73,13 @@ def custom_recipes(tmp_path, settings):
     """A custom recipe folder with broken copies of vaultwarden."""
     settings.HOMELAB_RECIPE_DIRS = [str(tmp_path)]
 
-    def make(slug: str, *, image: str | None = None, silent_port: int | None = None) -> str:
+    def make(
+        slug: str, *, image: str | None = None, silent_port: int | None = None, stall: bool = False
+    ) -> str:
         """silent_port: publish container port 81 there (nothing in the stand-in listens
-        on it) and make it the health check's port: the app never answers."""
+        on it) and make it the health check's port: the app never answers.
+        stall: a container health check that stays "starting" for minutes, so
+        `compose up --wait` keeps waiting."""
         folder = tmp_path / slug
         shutil.copytree(BUILTIN_DIR / "vaultwarden", folder)
         manifest = yaml.safe_load((folder / "manifest.yaml").read_text())
@@ -94,6 +100,14 @@ def custom_recipes(tmp_path, settings):
             compose = compose.replace('- "8080:80"', f'- "8080:80"\n      - "{silent_port}:81"')
         if image:
             compose = compose.replace("vaultwarden/server:1.32.7", image)
+        if stall:
+            data = yaml.safe_load(compose)
+            data["services"]["vaultwarden"]["healthcheck"] = {
+                "test": ["CMD", "false"],
+                "interval": "300s",
+                "start_period": "300s",
+            }
+            compose = yaml.safe_dump(data, sort_keys=False)
         (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest))
         (folder / "compose.yaml").write_text(compose)
         clear_catalog_cache()
@@ -311,6 +325,91 @@ def test_an_interrupted_deployment_is_cleaned_up_at_start_up(lab, lab_devices):
     assert leftovers(lab, device.name, deployment.project) == {}
     # the queued task finds nothing to do any more
     assert services.deployment_run(deployment_id=deployment.pk) is None
+
+
+def _wait_for(condition, *, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{what} did not happen within {seconds:g} s")
+
+
+def test_a_device_stopped_mid_deployment_fails_and_is_cleaned_up_once_back(
+    lab, lab_devices, custom_recipes, monkeypatch
+):
+    """lab-pi is stopped while `compose up --wait` waits: the deployment ends failed or
+    rolled back within a bounded time, and the device's next poll after it is back runs the
+    undo. lab-pi: the other deploy tests rely on the servers (the devices test stops the
+    Pi too); it is started again even when the test fails."""
+    from django.db import connection
+
+    from devices.tasks import poll_device
+
+    slug = custom_recipes("stall-vault", stall=True)
+    device = lab_devices["lab-pi"]
+    monkeypatch.setattr(services, "enqueue_run", lambda deployment_id: None)  # we run it
+    deployment = services.deployment_create(
+        slug=slug,
+        device_id=device.pk,
+        instance=f"t{pysecrets.token_hex(3)}",
+        config={"ports": {"web": free_port()}},
+    )
+    project = deployment.project
+    done: dict = {}
+
+    def work():
+        try:
+            done["deployment"] = services.deployment_run(deployment_id=deployment.pk)
+        except BaseException as exc:  # reported by the test below
+            done["error"] = exc
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    try:
+        _wait_for(
+            lambda: leftovers(lab, "lab-pi", project).get("containers"),
+            seconds=120,
+            what="the app's container on lab-pi",
+        )
+        assert deployment.steps.filter(name="start containers", status="running").exists()
+        stopped = time.monotonic()
+        lab.stop_device("lab-pi")
+        worker.join(timeout=150)
+        ended_seconds = time.monotonic() - stopped
+        assert not worker.is_alive(), "the deployment is still running 150 s after the stop"
+        assert "error" not in done, done.get("error")
+        deployment.refresh_from_db()
+        print(f"ended {deployment.status} {ended_seconds:.1f} s after the stop: {deployment.error}")
+        print(*(f"{s.name}: {s.status} {s.message}" for s in deployment.steps.all()), sep="\n")
+        assert deployment.status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+        assert deployment.error.startswith("start containers: ")
+        assert ended_seconds < 90
+        assert deployment.cleanup_pending
+        assert "removed automatically once the device answers again" in deployment.error
+    finally:
+        if not lab.is_device_running("lab-pi"):
+            lab.start_device("lab-pi")
+        worker.join(timeout=150)
+
+    # back: the next poll runs the undo of that attempt
+    assert poll_device(device.pk) == "online"
+    deployment.refresh_from_db()
+    print(*(f"{s.name}: {s.status} {s.message}" for s in deployment.steps.all()), sep="\n")
+    assert not deployment.cleanup_pending
+    assert deployment.status == DeploymentStatus.ROLLED_BACK
+    assert "what this attempt created was removed" in deployment.error
+    assert deployment.steps.filter(name="undo after the device came back").last().status == (
+        "undone"
+    )
+    assert leftovers(lab, "lab-pi", project) == {}
+    # and the Pi is usable again
+    assert services.deployment_run(deployment_id=deployment.pk) is None
+    assert lab.exec("lab-pi", ["docker", "info", "--format", "{{.ServerVersion}}"]).returncode == 0
 
 
 def test_instance_names_with_shell_metacharacters_are_refused():
