@@ -7,12 +7,24 @@ Names: an app's database and role are derived from its validated slug and instan
 (`a;drop`, `$(id)`, quotes, backticks) is refused before it can reach a shell or SQL.
 They are still quoted as identifiers everywhere they are used.
 
-SQL always travels on the command's stdin, never on its command line.
+SQL and Redis commands always travel on the command's stdin, never on its command line;
+so does the admin password (MariaDB, Redis: the first line of stdin).
 
-Redis: its ACLs can give each app a user with a password and a key prefix (`~app:*`), but
-not a private keyspace: `KEYS`/`SCAN` still see other prefixes' names unless denied,
-`FLUSHALL`/`CONFIG` must be denied with `-@dangerous`, and memory limits are global. The
-pool therefore does not share Redis yet; apps keep their bundled Redis (see README).
+Redis (7.0 ACLs) isolates less than a SQL server, and the pool says so:
+  * Each app gets an ACL user `<name>` with its own password, the key pattern `~<name>:*`
+    and the channel pattern `&<name>:*`: reading or writing another app's key, or
+    publishing/subscribing on its channels, is refused with NOPERM (also from Lua).
+  * Commands: `+@all -@dangerous -@admin` minus SELECT (every app lives in database 0, so
+    its keys cannot spread into other databases), FUNCTION (functions are global),
+    SCRIPT FLUSH and RANDOMKEY. `@dangerous` holds KEYS, FLUSHALL, FLUSHDB, CONFIG, INFO,
+    CLIENT LIST/KILL, MONITOR, DEBUG, SHUTDOWN, SWAPDB, SORT, RESTORE, MIGRATE and ACL.
+    A queue keeps GET/SET, LPUSH/BRPOP, MULTI/EXEC, EVAL/EVALSHA, PUBLISH/SUBSCRIBE.
+  * Not isolated: SCAN (allowed, apps use it with MATCH on their prefix) and DBSIZE still
+    see other apps' key *names* and counts, never their values; memory (`maxmemory`) is one
+    limit for all apps, and with `noeviction` an app that fills it makes every app's writes
+    fail; one slow Lua script or big command delays every app (one thread).
+  * Only an app that can put all its keys under a prefix (its manifest maps the `prefix`
+    env role) is pooled; others keep their bundled Redis (`redis_poolable`).
 """
 
 from __future__ import annotations
@@ -39,7 +51,9 @@ MIB = 1024 * 1024
 # manifest engine (marketplace) -> pool engine
 MANIFEST_ENGINES = {"postgres": "postgres", "mysql": "mariadb", "redis": "redis"}
 # engines the pool offers today
-POOLED_ENGINES = ("postgres", "mariadb")
+POOLED_ENGINES = ("postgres", "mariadb", "redis")
+LABELS = {"postgres": "PostgreSQL", "mariadb": "MariaDB", "redis": "Redis"}
+REDIS_ADMIN_USER = "admin"
 
 
 class NameError_(ValueError):  # not the builtin NameError
@@ -83,6 +97,17 @@ ENGINES: dict[str, EngineSpec] = {
         "and a nofile limit holds about 90-110 MiB (docker stats; MariaDB KB, 'Configuring "
         "MariaDB for Optimal Performance'); replaced by a measured standalone instance "
         "once measured",
+    ),
+    "redis": EngineSpec(
+        "redis",
+        "redis",
+        6379,
+        "redis",
+        "/data",
+        4 * MIB,
+        "an idle redis:7 container with default settings holds about 3-4 MiB (Redis FAQ: "
+        "'an empty instance uses ~3MB of memory'; docker stats in the lab: 3.5 MiB); "
+        "replaced by a measured standalone instance on the device once measured",
     ),
 }
 
@@ -163,8 +188,13 @@ EXISTED_MARK = "existed="
 
 def provision_sql(engine: str, *, database: str, role: str, password: str) -> str:
     """Idempotent: creates what is missing, sets a left-over role's password to the stored
-    one, never duplicates. Prints `existed=t|f` (postgres) / `existed=1|0` first."""
+    one, never duplicates. Prints `existed=t|f` (postgres) / `existed=1|0` first; for
+    Redis, the ACL commands of pooling.redis_acl (the user is the "database")."""
     check_password(password)
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return redis_acl.provision_commands(user=check_name(role), password=password)
     if engine == "postgres":
         db, r, pw = pg_ident(database), pg_ident(role), pg_literal(password)
         return "\n".join(
@@ -210,6 +240,10 @@ def provision_sql(engine: str, *, database: str, role: str, password: str) -> st
 
 
 def drop_sql(engine: str, *, database: str, role: str) -> str:
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return redis_acl.drop_commands(user=check_name(role))
     if engine == "postgres":
         return "\n".join(
             [
@@ -230,8 +264,12 @@ def drop_sql(engine: str, *, database: str, role: str) -> str:
     raise ValueError(f"the pool does not offer {engine!r}")
 
 
-def size_sql(engine: str) -> str:
-    """`name<TAB>bytes` per database."""
+def size_sql(engine: str, names: list[str] | tuple[str, ...] = ()) -> str:
+    """`name<TAB>bytes` per database (Redis: per app user `names`, its keys' memory)."""
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return redis_acl.size_commands(list(names))
     if engine == "postgres":
         return "SELECT datname || chr(9) || pg_database_size(datname) FROM pg_database;\n"
     return (
@@ -248,6 +286,24 @@ def parse_existed(output: str) -> bool:
     raise ValueError(f"no {EXISTED_MARK} line in the server's answer")
 
 
+def provision_existed(engine: str, output: str, *, role: str) -> bool:
+    """Whether the app's database (Redis: its user) existed before provision_sql ran."""
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return redis_acl.user_existed(output, role)
+    return parse_existed(output)
+
+
+def command_errors(engine: str, output: str) -> list[str]:
+    """Errors in an answer whose exit code cannot tell (redis-cli exits 0 on them)."""
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return redis_acl.errors(output)
+    return []
+
+
 # -------------------------------------------------------------------------- commands
 # The admin password of MariaDB travels on stdin's first line, never on a command line.
 _MARIADB_CLIENT = 'read -r p; MYSQL_PWD="$p"; export MYSQL_PWD; exec mariadb -uroot -N -B'
@@ -260,6 +316,10 @@ def sql_command(engine: str, container: str) -> list[str]:
         return ["docker", "exec", "-i", container, *psql]
     if engine == "mariadb":
         return ["docker", "exec", "-i", container, "sh", "-c", _MARIADB_CLIENT]
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return ["docker", "exec", "-i", container, "sh", "-c", redis_acl.CLIENT]
     raise ValueError(f"the pool does not offer {engine!r}")
 
 
@@ -277,13 +337,20 @@ def ready_command(engine: str, container: str) -> list[str]:
         return ["docker", "exec", container, "pg_isready", "-h", "127.0.0.1", "-U", "postgres"]
     if engine == "mariadb":
         return ["docker", "exec", "-i", container, "sh", "-c", _MARIADB_READY]
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return ["docker", "exec", "-i", container, "sh", "-c", redis_acl.READY]
     raise ValueError(f"the pool does not offer {engine!r}")
 
 
 def sql_stdin(engine: str, sql: str, admin_password: str) -> bytes:
-    if engine == "mariadb":
+    if engine in ("mariadb", "redis"):
         return (check_password(admin_password) + "\n" + sql).encode()
     return sql.encode()
+
+
+DUMPABLE_ENGINES = ("postgres", "mariadb")  # Redis holds queues and caches: not dumped
 
 
 def dump_command(engine: str, container: str, database: str, path: str) -> list[str]:
@@ -306,7 +373,12 @@ def dump_command(engine: str, container: str, database: str, path: str) -> list[
 def connection_env(
     spec: EngineSpec, *, host: str, database: str, user: str, password: str
 ) -> dict[str, str]:
-    """Values by manifest role (host, port, database, user, password, url)."""
+    """Values by manifest role (host, port, database, user, password, url; Redis: prefix,
+    and the user is the database)."""
+    if spec.engine == "redis":
+        from pooling import redis_acl
+
+        return redis_acl.connection_env(host=host, user=user, password=password)
     return {
         "host": host,
         "port": str(spec.port),
@@ -333,6 +405,33 @@ def shared_compose(engine: str, *, project: str, admin_password: str, network: s
     data["networks"]["pool"]["name"] = network
     service["labels"] = {"homelab.pool": engine, "homelab.project": project}
     return data
+
+
+def baseline_run(engine: str, password: str) -> tuple[list[str], list[str]]:
+    """(docker run options, readiness command) of a standalone server with its image's
+    defaults: what an app bundles, the "without pooling" baseline."""
+    if engine == "postgres":
+        return ["-e", f"POSTGRES_PASSWORD={password}"], ["pg_isready", "-U", "postgres"]
+    if engine == "mariadb":
+        return (
+            ["-e", f"MARIADB_ROOT_PASSWORD={password}", "--ulimit", "nofile=16384:16384"],
+            ["healthcheck.sh", "--connect"],
+        )
+    if engine == "redis":  # a bundled Redis has no password; nothing reaches it from outside
+        return [], ["redis-cli", "ping"]
+    raise ValueError(f"the pool does not offer {engine!r}")
+
+
+def need_poolable(engine: str, roles: set[str]) -> tuple[bool, str]:
+    """Whether a need of `engine` (pool name) mapping these env roles can use the pool, and
+    in words why not."""
+    if engine not in POOLED_ENGINES:
+        return False, f"the database pool does not offer {engine}"
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return redis_acl.poolable_roles(roles)
+    return True, ""
 
 
 def image_version(engine: str) -> tuple[str, str]:

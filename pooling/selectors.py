@@ -76,7 +76,7 @@ def pooling_recommendations() -> list[dict]:
         )
         for need in recipe.manifest.requires_database:
             engine = engines.MANIFEST_ENGINES[need.engine]
-            if engine not in engines.POOLED_ENGINES or engine in pooled_engines:
+            if engine in pooled_engines or not _poolable(need):
                 continue
             group = groups.setdefault(
                 (deployment.device_id, engine),
@@ -99,7 +99,7 @@ def pooling_recommendations() -> list[dict]:
         saved = n * baseline if shared else (n - 1) * baseline
         if saved <= 0:
             continue
-        label = "PostgreSQL" if engine == "postgres" else "MariaDB"
+        label = engines.LABELS[engine]
         group.update(
             saved_bytes=saved,
             sentence=(
@@ -121,9 +121,11 @@ def pooling_preview(*, device, recipe, config: dict | None = None) -> list[str]:
     out = []
     for need in recipe.manifest.requires_database:
         engine = engines.MANIFEST_ENGINES[need.engine]
-        if engine not in engines.POOLED_ENGINES:
+        label = engines.LABELS.get(engine, engine)
+        poolable, why_not = _why(need)
+        if not poolable:
+            out.append(f"Keeps its own {label}: {why_not}")
             continue
-        label = "PostgreSQL" if engine == "postgres" else "MariaDB"
         shared = (
             SharedInstance.objects.filter(device=device, engine=engine)
             .exclude(status=SharedInstance.Status.REMOVED)
@@ -141,6 +143,46 @@ def pooling_preview(*, device, recipe, config: dict | None = None) -> list[str]:
                 f"No {label} on {device.name} yet: will start a shared one (about {cost} MB)"
             )
     return out
+
+
+def _why(need) -> tuple[bool, str]:
+    engine = engines.MANIFEST_ENGINES[need.engine]
+    return engines.need_poolable(engine, set(need.env.names()))
+
+
+def _poolable(need) -> bool:
+    return _why(need)[0]
+
+
+def pooling_unpooled() -> list[str]:
+    """For the pooling page: apps that keep a database of their own although the pool
+    offers its engine, one sentence per app and engine, saying why (not by choice: apps
+    deployed with bundled_databases are the recommendations' business)."""
+    from marketplace.models import Deployment
+    from marketplace.recipes import load_catalog
+
+    catalog = load_catalog()
+    found: dict[tuple[str, str], list[str]] = {}
+    reasons: dict[tuple[str, str], str] = {}
+    deployments = Deployment.objects.filter(status__in=("running", "stopped")).select_related(
+        "device"
+    )
+    for deployment in deployments:
+        recipe = catalog.recipes.get(deployment.slug)
+        if recipe is None or (deployment.config or {}).get("bundled_databases"):
+            continue
+        for need in recipe.manifest.requires_database:
+            engine = engines.MANIFEST_ENGINES[need.engine]
+            poolable, why_not = _why(need)
+            if poolable or engine not in engines.POOLED_ENGINES:
+                continue
+            key = (recipe.name, engines.LABELS[engine])
+            found.setdefault(key, []).append(deployment.device.name)
+            reasons[key] = why_not
+    return [
+        f"{app} keeps its own {label} on {', '.join(sorted(set(devices)))}: {reasons[(app, label)]}"
+        for (app, label), devices in sorted(found.items())
+    ]
 
 
 def pooled_databases_for_deployment(deployment) -> list[dict]:

@@ -1,341 +1,71 @@
 """Pooling services: every door (pipeline, API, admin, commands) calls these.
 
 shared_instance_ensure       get or start the device's shared server of an engine, healthy
-pooled_database_provision    get or create an app's database and role in it (idempotent)
+pooled_database_provision    get or create an app's database and role in it (idempotent);
+                             for Redis an ACL user with its own key prefix
 pooled_databases_attach      the pipeline's hook: provision every need, wire the compose
 pooled_databases_release     on removal: final dump (data kept), drop database and role,
                              remove the shared instance with its last app
 shared_instance_remove       compose down of the shared instance and its volume
 shared_instance_measure      read the shared container's memory (docker stats)
 shared_instance_measure_baseline   start a standalone server of the same image, measure it
+
+The shared servers themselves live in pooling.instances; their services are re-exported.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from marketplace.compose import escape_dollars
 from pooling import engines
+from pooling.instances import (
+    HEALTH_TIMEOUT_SECONDS,
+    PoolingError,
+    _add_secret,
+    _check,
+    _container,
+    _ensure,
+    _run_sql,
+    _shell_for,
+    pool_network,
+    pool_prefix,
+    shared_instance_ensure,
+    shared_instance_measure,
+    shared_instance_measure_baseline,
+    shared_instance_remove,
+    shared_instances_check,
+)
 from pooling.models import PooledDatabase, SharedInstance
 
-logger = logging.getLogger(__name__)
-
-HEALTH_TIMEOUT_SECONDS = 180
-
-
-class PoolingError(Exception):
-    """What stopped pooling, in words that say what to do."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-# ------------------------------------------------------------------------------ shell
-class _Shell:
-    """Commands on a device outside a deployment (not recorded), same interface as
-    marketplace.pipeline.DeviceShell."""
-
-    def __init__(self, device):
-        self.device = device
-        self.secrets: list[str] = []
-
-    def run(self, args, *, timeout=None, stdin=None):
-        from devices import ssh
-
-        return ssh.run(self.device, args, timeout=timeout, stdin=stdin)
-
-    def check(self, args, *, timeout=None, what: str, stdin=None) -> str:
-        from marketplace.pipeline import mask
-
-        code, out, err = self.run(args, timeout=timeout, stdin=stdin)
-        if code != 0:
-            detail = mask((err or out).strip(), self.secrets)[-1500:]
-            raise PoolingError(f"{what} failed (exit {code}): {detail}")
-        return out
-
-
-def _shell_for(device, shell):
-    return shell if shell is not None else _Shell(device)
-
-
-def _add_secret(shell, value: str) -> None:
-    if value and value not in shell.secrets:
-        shell.secrets.append(value)
-
-
-def _check(shell, args, *, what: str, timeout=None, stdin=None) -> str:
-    """shell.check, with a pipeline StepFailed turned into PoolingError."""
-    from marketplace.pipeline import StepFailed
-
-    try:
-        return shell.check(args, timeout=timeout, what=what, stdin=stdin)
-    except StepFailed as exc:
-        raise PoolingError(str(exc)) from None
-
-
-# --------------------------------------------------------------------------- settings
-def pool_prefix() -> str:
-    return getattr(settings, "HOMELAB_POOL_PREFIX", "") or "hl-pool"
-
-
-def pool_network() -> str:
-    return getattr(settings, "HOMELAB_POOL_NETWORK", "") or engines.NETWORK
-
-
-def _folder(project: str) -> str:
-    from marketplace.pipeline import deploy_root
-
-    return f"{deploy_root()}/{project}"
-
-
-def _compose_base(device) -> list[str]:
-    from marketplace.pipeline import compose_base
-
-    return compose_base(device)
-
-
-# -------------------------------------------------------------------- shared instance
-def _live_instance(device, engine: str) -> SharedInstance | None:
-    return (
-        SharedInstance.objects.filter(device=device, engine=engine)
-        .exclude(status=SharedInstance.Status.REMOVED)
-        .first()
-    )
-
-
-def _container(shell, instance: SharedInstance) -> tuple[str, str]:
-    """(container id, state) of the shared instance's server, ("", "") when none."""
-    spec = engines.ENGINES[instance.engine]
-    out = _check(
-        shell,
-        [
-            *("docker", "ps", "-a"),
-            *("--filter", f"label=com.docker.compose.project={instance.project}"),
-            *("--filter", f"label=com.docker.compose.service={spec.service}"),
-            *("--format", "{{.ID}}\t{{.State}}"),
-        ],
-        what="Looking for the shared database container",
-        timeout=30,
-    )
-    line = out.strip().splitlines()[0] if out.strip() else ""
-    container, _, state = line.partition("\t")
-    return container.strip(), state.strip()
-
-
-def _health(shell, container: str) -> str:
-    code, out, _ = shell.run(
-        [
-            *("docker", "inspect", "-f"),
-            "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
-            container,
-        ],
-        timeout=30,
-    )
-    return out.strip() if code == 0 else "missing"
-
-
-def _ensure_network(shell) -> None:
-    network = pool_network()
-    if shell.run(["docker", "network", "inspect", network], timeout=30)[0] != 0:
-        _check(
-            shell,
-            ["docker", "network", "create", "--label", "homelab.pool=network", network],
-            what=f"Creating the network {network}",
-            timeout=60,
-        )
-
-
-def _write_file(shell, path: str, text: str) -> None:
-    """Written through stdin (dd), mode 600: it holds the admin password."""
-    _check(shell, ["touch", path], what=f"Creating {path}", timeout=30)
-    _check(shell, ["chmod", "600", path], what=f"Protecting {path}", timeout=30)
-    _check(
-        shell,
-        ["dd", f"of={path}", "status=none"],
-        what=f"Writing {path}",
-        timeout=60,
-        stdin=text.encode(),
-    )
-
-
-def _start(shell, instance: SharedInstance) -> None:
-    from marketplace.compose import dump_compose
-
-    folder = _folder(instance.project)
-    compose_file = f"{folder}/compose.yaml"
-    data = engines.shared_compose(
-        instance.engine,
-        project=instance.project,
-        admin_password=instance.admin_password,
-        network=pool_network(),
-    )
-    _ensure_network(shell)
-    _check(shell, ["mkdir", "-p", folder], what=f"Creating {folder}", timeout=30)
-    _write_file(shell, compose_file, dump_compose(data))
-    _check(
-        shell,
-        [*_compose_base(instance.device), "-p", instance.project, "-f", compose_file, "up", "-d"],
-        what=f"Starting the shared {instance.get_engine_display()}",
-        timeout=900,
-    )
-
-
-def _wait_healthy(shell, instance: SharedInstance, timeout: float, sleep=time.sleep) -> str:
-    deadline = time.monotonic() + timeout
-    state = "missing"
-    while True:
-        container, _ = _container(shell, instance)
-        if container:
-            state = _health(shell, container)
-            if state == "healthy":
-                ready = shell.run(
-                    engines.ready_command(instance.engine, container),
-                    timeout=30,
-                    stdin=engines.sql_stdin(instance.engine, "", instance.admin_password),
-                )[0]
-                if ready == 0:
-                    return container
-                state = "healthy, not yet answering over TCP"
-        if time.monotonic() >= deadline:
-            logs = ""
-            if container:
-                _, out, err = shell.run(["docker", "logs", "--tail", "20", container], timeout=30)
-                logs = (out + err).strip()[-800:]
-            raise PoolingError(
-                f"The shared {instance.get_engine_display()} on {instance.device.name} did not "
-                f"become healthy within {timeout:g} s (state: {state}). Check the device's free "
-                f"memory and disk, or deploy with the bundled database "
-                f'(config {{"bundled_databases": true}}). {logs}'
-            )
-        sleep(2)
-
-
-def _ensure(*, device, engine: str, shell) -> tuple[SharedInstance, bool, str]:
-    """(instance, started by this call, container id)."""
-    if engine not in engines.POOLED_ENGINES:
-        raise PoolingError(
-            f"The database pool does not offer {engine!r} (it offers "
-            f"{', '.join(engines.POOLED_ENGINES)}); deploy with the bundled database "
-            '(config {"bundled_databases": true}).'
-        )
-    instance = _live_instance(device, engine)
-    created = instance is None
-    if created:
-        _check_room(device, engine)
-        _, version = engines.image_version(engine)
-        instance = SharedInstance.objects.create(
-            device=device,
-            engine=engine,
-            version=version,
-            project=engines.project_for(engine, pool_prefix()),
-            admin_password=engines.generate_password(),
-        )
-    instance.device = device
-    _add_secret(shell, instance.admin_password)
-    container, state = _container(shell, instance)
-    started = False
-    if not container or state != "running" or _health(shell, container) != "healthy":
-        started = not container
-        try:
-            _start(shell, instance)
-            container = _wait_healthy(shell, instance, HEALTH_TIMEOUT_SECONDS)
-        except Exception:
-            if created:
-                _remove_quietly(shell, instance)
-            raise
-    SharedInstance.objects.filter(pk=instance.pk).update(status=SharedInstance.Status.RUNNING)
-    instance.status = SharedInstance.Status.RUNNING
-    return instance, created or started, container
-
-
-def _check_room(device, engine: str) -> None:
-    """A new shared server needs about one standalone server's memory free (last poll)."""
-    spec = engines.ENGINES[engine]
-    free = device.ram_free_bytes
-    free = free() if callable(free) else free
-    if free is not None and free < spec.default_standalone_bytes:
-        label = "PostgreSQL" if engine == "postgres" else "MariaDB"
-        raise PoolingError(
-            f"{device.name} has only {free // engines.MIB} MB of free memory; a shared "
-            f"{label} needs about {spec.default_standalone_bytes // engines.MIB} MB. Free some "
-            "memory (stop an app) or deploy to another device."
-        )
-
-
-def _remove_quietly(shell, instance: SharedInstance) -> None:
-    try:
-        shared_instance_remove(instance=instance, shell=shell)
-    except Exception as exc:  # noqa: BLE001 - the first error is the one to report
-        logger.warning("Could not clean up %s: %s", instance.project, exc)
-
-
-def shared_instance_ensure(*, device, engine: str, shell=None) -> SharedInstance:
-    """The device's shared instance of `engine`, running and healthy.
-
-    1. Refuse an engine the pool does not offer.
-    2. Find the live SharedInstance row, or create one with a generated admin password.
-    3. Unless its container runs and is healthy: create the network `homelab-pool`
-       (external to every project), write the instance's compose file (mode 600) from
-       the built-in recipe and `compose up -d`; wait until healthy.
-    4. A new instance that does not start is removed again; the error says what to do.
-    """
-    shell = _shell_for(device, shell)
-    instance, _, _ = _ensure(device=device, engine=engine, shell=shell)
-    return instance
-
-
-def shared_instance_remove(*, instance: SharedInstance, shell=None) -> str:
-    shell = _shell_for(instance.device, shell)
-    folder = _folder(instance.project)
-    compose_file = f"{folder}/compose.yaml"
-    # compose v1 needs the file; v2 finds the project by its name when the file is gone
-    has_file = shell.run(["test", "-f", compose_file], timeout=30)[0] == 0
-    _check(
-        shell,
-        [
-            *_compose_base(instance.device),
-            *("-p", instance.project),
-            *(("-f", compose_file) if has_file else ()),
-            *("down", "-v", "--remove-orphans"),
-        ],
-        what=f"Removing the shared {instance.get_engine_display()}",
-        timeout=300,
-    )
-    _check(shell, ["rm", "-rf", "--", folder], what=f"Removing {folder}", timeout=60)
-    others = (
-        SharedInstance.objects.filter(device=instance.device)
-        .exclude(pk=instance.pk)
-        .exclude(status=SharedInstance.Status.REMOVED)
-        .exists()
-    )
-    if not others:
-        shell.run(["docker", "network", "rm", pool_network()], timeout=60)  # in use: stays
-    SharedInstance.objects.filter(pk=instance.pk).update(status=SharedInstance.Status.REMOVED)
-    instance.status = SharedInstance.Status.REMOVED
-    return f"shared {instance.get_engine_display()} removed"
-
-
-def _run_sql(shell, instance: SharedInstance, container: str, sql: str, *, what: str) -> str:
-    return _check(
-        shell,
-        engines.sql_command(instance.engine, container),
-        what=what,
-        timeout=120,
-        stdin=engines.sql_stdin(instance.engine, sql, instance.admin_password),
-    )
+__all__ = [
+    "HEALTH_TIMEOUT_SECONDS",
+    "PoolingError",
+    "compose_use_pool",
+    "need_poolable",
+    "pool_network",
+    "pool_prefix",
+    "pooled_database_drop",
+    "pooled_database_dump",
+    "pooled_database_provision",
+    "pooled_databases_attach",
+    "pooled_databases_release",
+    "pooling_applies",
+    "shared_instance_ensure",
+    "shared_instance_measure",
+    "shared_instance_measure_baseline",
+    "shared_instance_remove",
+    "shared_instances_check",
+]
 
 
 # ------------------------------------------------------------------ pooled databases
 def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool, bool]:
-    """(database, database created now, instance started now)."""
+    """(database, database created now, instance started now). For Redis the "database"
+    is the app's ACL user and key prefix; "created now" means the user is new."""
     name = engines.database_name_for(slug=deployment.slug, instance=deployment.instance)
     instance, instance_new, container = _ensure(
         device=deployment.device, engine=engine, shell=shell
@@ -361,9 +91,15 @@ def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool,
         engines.provision_sql(
             instance.engine, database=name, role=pooled.role_name, password=pooled.password
         ),
-        what=f"Creating the database {name}",
+        what=f"Creating the {_what(instance.engine)} {name}",
     )
-    existed = engines.parse_existed(out)
+    try:
+        existed = engines.provision_existed(instance.engine, out, role=pooled.role_name)
+    except ValueError as exc:
+        raise PoolingError(
+            f"Creating the {_what(instance.engine)} {name} gave an answer the platform cannot "
+            f"read ({exc}). Try again; if it repeats, look at the shared server's log."
+        ) from None
     pooled.instance = instance
     return pooled, not existed, instance_new
 
@@ -372,7 +108,8 @@ def pooled_database_provision(*, deployment, engine: str, shell=None) -> PooledD
     """The app's database and role in the device's shared instance of `engine`.
 
     Idempotent: an existing row keeps its name and password; the SQL creates only what is
-    missing and sets a role left by a half-finished run to the stored password.
+    missing and sets a role left by a half-finished run to the stored password. Redis: the
+    ACL user is reset to the stored password and its patterns; its keys are untouched.
     """
     shell = _shell_for(deployment.device, shell)
     pooled, _, _ = _provision(deployment=deployment, engine=engine, shell=shell)
@@ -389,10 +126,16 @@ def pooled_database_drop(*, pooled: PooledDatabase, shell=None) -> str:
             instance,
             container,
             engines.drop_sql(instance.engine, database=pooled.database_name, role=pooled.role_name),
-            what=f"Dropping the database {pooled.database_name}",
+            what=f"Dropping the {_what(instance.engine)} {pooled.database_name}",
         )
     pooled.delete()
+    if instance.engine == "redis":
+        return f"Redis user {pooled.role_name} and its keys removed"
     return f"database and role {pooled.database_name} dropped"
+
+
+def _what(engine: str) -> str:
+    return "Redis user" if engine == "redis" else "database"
 
 
 def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
@@ -425,8 +168,9 @@ def _instance_in_use(instance: SharedInstance) -> bool:
 def pooled_databases_release(
     *, deployment, keep_data: bool, keep_instance: bool = False, shell=None
 ) -> str:
-    """On removal of an app: dump (when its data is kept), drop database and role, and
-    remove each shared instance left without apps (unless keep_instance)."""
+    """On removal of an app: dump (when its data is kept; not for Redis), drop database and
+    role (Redis: user and keys), and remove each shared instance left without apps
+    (unless keep_instance)."""
     shell = _shell_for(deployment.device, shell)
     said = []
     for pooled in PooledDatabase.objects.filter(deployment=deployment).select_related(
@@ -435,8 +179,13 @@ def pooled_databases_release(
         instance = pooled.instance
         _add_secret(shell, pooled.password)
         _add_secret(shell, instance.admin_password)
-        if keep_data:
+        if keep_data and instance.engine in engines.DUMPABLE_ENGINES:
             said.append(f"dumped to {pooled_database_dump(pooled=pooled, shell=shell)}")
+        elif keep_data:
+            said.append(
+                f"the Redis keys of {pooled.role_name} are not kept: they are the app's queue "
+                "and cache, which it builds again"
+            )
         said.append(pooled_database_drop(pooled=pooled, shell=shell))
         if not keep_instance and not _instance_in_use(instance):
             said.append(shared_instance_remove(instance=instance, shell=shell))
@@ -455,8 +204,8 @@ def compose_use_pool(
 ) -> dict:
     """Wire one service of a rendered compose file to a pooled database (in place).
 
-    1. Set the manifest's env vars (host, port, database, user, password, url) to the
-       pooled values, `$` escaped.
+    1. Set the manifest's env vars (host, port, database, user, password, url; Redis:
+       prefix) to the pooled values, `$` escaped.
     2. Join the service to the external network; keep it on `default` for its siblings.
     3. Drop the bundled database service, every `depends_on` on it and the volumes only it
        used.
@@ -506,7 +255,14 @@ def pooling_applies(recipe, config: dict | None) -> bool:
 
 
 def _poolable(need) -> bool:
-    return engines.MANIFEST_ENGINES[need.engine] in engines.POOLED_ENGINES
+    return need_poolable(need)[0]
+
+
+def need_poolable(need) -> tuple[bool, str]:
+    """Whether the pool serves a manifest's database need, and in words why not (a Redis
+    need whose app cannot put its keys under a prefix keeps its bundled Redis)."""
+    engine = engines.MANIFEST_ENGINES[need.engine]
+    return engines.need_poolable(engine, set(need.env.names()))
 
 
 def pooled_databases_attach(
@@ -517,13 +273,15 @@ def pooled_databases_attach(
     For each database need the pool offers: get or start the shared instance, get or
     create the app's database and role, wire the compose (env, network, no bundled
     service). Undo registered for what this call created: the database and role, and a
-    shared instance started for it (removed when no app uses it). Needs the pool does not
-    offer (Redis) keep their bundled service.
+    shared instance started for it (removed when no app uses it). Needs the pool cannot
+    serve (a Redis need without a key prefix) keep their bundled service, and say why.
     """
     said = []
     for need in recipe.manifest.requires_database:
-        if not _poolable(need):
-            said.append(f"{need.engine}: bundled (not pooled)")
+        poolable, why_not = need_poolable(need)
+        if not poolable:
+            label = engines.LABELS.get(engines.MANIFEST_ENGINES[need.engine], need.engine)
+            said.append(f"keeps its own {label}: {why_not}")
             continue
         engine = engines.MANIFEST_ENGINES[need.engine]
         pooled, db_new, instance_new = _provision(deployment=deployment, engine=engine, shell=shell)
@@ -539,7 +297,9 @@ def pooled_databases_attach(
             )
         if db_new:
             on_undo(
-                f"drop the database {pooled.database_name}",
+                f"remove the Redis user {pooled.database_name} and its keys"
+                if engine == "redis"
+                else f"drop the database {pooled.database_name}",
                 lambda pooled=pooled: pooled_database_drop(pooled=pooled, shell=shell),
             )
         spec = engines.ENGINES[engine]
@@ -558,146 +318,9 @@ def pooled_databases_attach(
             bundled_service=need.bundled_service,
             network=pool_network(),
         )
+        kind = "user and key prefix" if engine == "redis" else "database"
         said.append(
-            f"{instance.get_engine_display()} database {pooled.database_name} "
+            f"{instance.get_engine_display()} {kind} {pooled.database_name} "
             f"({'new' if db_new else 'reused'}) on {instance.project}"
         )
     return "; ".join(said)
-
-
-# -------------------------------------------------------------------------- measuring
-def shared_instance_measure(*, instance: SharedInstance, shell=None) -> int | None:
-    """The shared container's memory now (docker stats), stored on the instance."""
-    shell = _shell_for(instance.device, shell)
-    container, state = _container(shell, instance)
-    if not container or state != "running":
-        return None
-    out = _check(
-        shell,
-        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],
-        what="Reading the shared database's memory",
-        timeout=60,
-    )
-    used = engines.parse_mem_usage(out.strip())
-    if used is not None:
-        SharedInstance.objects.filter(pk=instance.pk).update(
-            measured_memory_bytes=used, measured_at=timezone.now()
-        )
-        instance.measured_memory_bytes = used
-    return used
-
-
-def shared_instance_measure_baseline(
-    *, instance: SharedInstance, shell=None, settle_seconds: float = 5, sleep=time.sleep
-) -> int | None:
-    """Start one standalone server of the same image with its default settings (what an
-    app would bundle), wait until it answers, read its memory, remove it; stored as the
-    instance's standalone_memory_bytes."""
-    import secrets as pysecrets
-
-    shell = _shell_for(instance.device, shell)
-    image, _ = engines.image_version(instance.engine)
-    name = f"{instance.project}-baseline-{pysecrets.token_hex(3)}"
-    password = engines.generate_password()
-    _add_secret(shell, password)
-    env = (
-        ["-e", f"POSTGRES_PASSWORD={password}"]
-        if instance.engine == "postgres"
-        else ["-e", f"MARIADB_ROOT_PASSWORD={password}", "--ulimit", "nofile=16384:16384"]
-    )
-    ready = (
-        ["pg_isready", "-U", "postgres"]
-        if instance.engine == "postgres"
-        else ["healthcheck.sh", "--connect"]
-    )
-    _check(
-        shell,
-        ["docker", "run", "-d", "--name", name, "--label", "homelab.pool=baseline", *env, image],
-        what="Starting a standalone server to measure",
-        timeout=600,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while shell.run(["docker", "exec", name, *ready], timeout=30)[0] != 0:
-            if time.monotonic() > deadline:
-                return None
-            sleep(1)
-        sleep(settle_seconds)
-        out = _check(
-            shell,
-            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", name],
-            what="Reading the standalone server's memory",
-            timeout=60,
-        )
-        used = engines.parse_mem_usage(out.strip())
-    finally:
-        shell.run(["docker", "rm", "-f", "-v", name], timeout=120)
-    if used is not None:
-        SharedInstance.objects.filter(pk=instance.pk).update(standalone_memory_bytes=used)
-        instance.standalone_memory_bytes = used
-    return used
-
-
-# ------------------------------------------------------------------------------ health
-def shared_instances_check(*, device, shell=None) -> list[str]:
-    """Health of the device's shared instances, for every poll.
-
-    1. Each live instance whose server is not running (stopped, killed, removed by hand)
-       is started again from its compose file and reported.
-    2. Each running one has its memory measured and its databases' sizes read.
-    Returns one sentence per instance that needed attention.
-    """
-    shell = _shell_for(device, shell)
-    said = []
-    for instance in SharedInstance.objects.filter(device=device).exclude(
-        status=SharedInstance.Status.REMOVED
-    ):
-        instance.device = device
-        _add_secret(shell, instance.admin_password)
-        container, state = _container(shell, instance)
-        if not container or state != "running":
-            SharedInstance.objects.filter(pk=instance.pk).update(
-                status=SharedInstance.Status.STOPPED
-            )
-            try:
-                _start(shell, instance)
-                container = _wait_healthy(shell, instance, HEALTH_TIMEOUT_SECONDS)
-            except PoolingError as exc:
-                SharedInstance.objects.filter(pk=instance.pk).update(
-                    status=SharedInstance.Status.FAILED
-                )
-                said.append(
-                    f"{instance.project} on {device.name} is down and did not restart: {exc}"
-                )
-                logger.warning(said[-1])
-                continue
-            SharedInstance.objects.filter(pk=instance.pk).update(
-                status=SharedInstance.Status.RUNNING
-            )
-            said.append(f"{instance.project} on {device.name} was {state or 'gone'}; restarted")
-            logger.warning(said[-1])
-        shared_instance_measure(instance=instance, shell=shell)
-        _measure_sizes(shell, instance, container)
-    return said
-
-
-def _measure_sizes(shell, instance: SharedInstance, container: str) -> None:
-    code, out, _ = shell.run(
-        engines.sql_command(instance.engine, container),
-        timeout=60,
-        stdin=engines.sql_stdin(
-            instance.engine, engines.size_sql(instance.engine), instance.admin_password
-        ),
-    )
-    if code != 0:
-        return
-    sizes = {}
-    for line in out.splitlines():
-        name, _, size = line.partition("\t")
-        if size.strip().isdigit():
-            sizes[name.strip()] = int(size)
-    for pooled in PooledDatabase.objects.filter(instance=instance):
-        if pooled.database_name in sizes:
-            PooledDatabase.objects.filter(pk=pooled.pk).update(
-                size_bytes=sizes[pooled.database_name]
-            )

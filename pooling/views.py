@@ -31,5 +31,6 @@ def pooling_index(request: HttpRequest) -> HttpResponse:
             "instances": instances,
             "saved_bytes": selectors.pooling_saved_ram_bytes(),
             "recommendations": selectors.pooling_recommendations(),
+            "unpooled": selectors.pooling_unpooled(),
         },
     )

@@ -1,4 +1,4 @@
-"""Database pooling on the lab's real devices: real PostgreSQL and MariaDB servers.
+"""Database pooling on the lab's real devices: real PostgreSQL, MariaDB and Redis servers.
 
 Each test uses its own pool project prefix and network (HOMELAB_POOL_PREFIX /
 HOMELAB_POOL_NETWORK), random instances and random host ports: the lab is shared with
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets as pysecrets
+import time
 import urllib.request
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from marketplace import services
 from marketplace.models import MASK, DeploymentStatus
 from marketplace.recipes import load_catalog
+from pooling import engines
 from pooling.models import PooledDatabase, SharedInstance
 from tests.integration import test_deploy_lab as _deploy
 
@@ -35,7 +37,7 @@ def pool(lab, settings):
     settings.HOMELAB_POOL_PREFIX = f"hl-pool-t{tag}"
     settings.HOMELAB_POOL_NETWORK = f"homelab-pool-t{tag}"
     yield settings.HOMELAB_POOL_PREFIX
-    for engine in ("postgres", "mariadb"):
+    for engine in ("postgres", "mariadb", "redis"):
         project = f"{settings.HOMELAB_POOL_PREFIX}-{engine}"
         ids = lab.exec(
             DEVICE,
@@ -95,7 +97,9 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         containers = pool_containers(lab, project)
         assert len(containers) == 1
         assert SharedInstance.objects.filter(engine="postgres").count() == 1
-        pooled = {p.deployment_id: p for p in PooledDatabase.objects.all()}
+        # Paperless also gets a Redis user in the shared Redis: this test is about PostgreSQL
+        in_postgres = PooledDatabase.objects.filter(instance__engine="postgres")
+        pooled = {p.deployment_id: p for p in in_postgres}
         assert len(pooled) == 3
         listed = lab.exec(
             DEVICE,
@@ -151,7 +155,7 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         again = pooled_database_provision(deployment=apps[0], engine="postgres")
         assert (again.pk, again.password) == (a.pk, a.password)
         assert psql_as(a, "select v from keep").stdout.strip() == "kept"
-        assert PooledDatabase.objects.count() == 3
+        assert in_postgres.count() == 3
 
         # a role left with another password (a half-finished run) is reconciled
         lab.exec(
@@ -165,7 +169,7 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         assert psql_as(a, "select 1").stdout.strip() == "1"
 
         # a killed shared server is brought back by the health check; apps reconnect
-        from pooling.selectors import pooling_saved_ram_bytes
+        from pooling.selectors import pooling_saved_ram_bytes, shared_instance_saved_bytes
         from pooling.services import shared_instance_measure_baseline, shared_instances_check
 
         lab.exec(DEVICE, ["docker", "kill", containers[0]], check=True)
@@ -184,9 +188,10 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         assert shared.measured_memory_bytes and shared.measured_memory_bytes > 0
         baseline = shared_instance_measure_baseline(instance=shared)
         assert baseline and baseline > 0
-        saved = pooling_saved_ram_bytes()
+        saved = shared_instance_saved_bytes(shared)
         print(f"shared {shared.measured_memory_bytes} B, standalone {baseline} B, saved {saved} B")
         assert saved == max(0, 3 * baseline - shared.measured_memory_bytes)
+        assert pooling_saved_ram_bytes() >= saved  # plus what the shared Redis saves
         assert any(PooledDatabase.objects.values_list("size_bytes", flat=True))
 
         # removing app A drops its database and role; B and C keep working
@@ -313,6 +318,10 @@ def test_a_failed_deployment_drops_its_new_database_and_the_new_shared_server(
     assert all(s.status == "undone" for s in deployment.steps.filter(name__startswith="undo: "))
     assert not PooledDatabase.objects.exists()
     assert pool_containers(lab, f"{pool}-postgres") == []
+    # its Redis user went with it, and the shared Redis started for it too
+    assert f"undo: remove the Redis user sick_paper_{deployment.instance} and its keys" in undone
+    assert "undo: remove the new shared Redis" in undone
+    assert pool_containers(lab, f"{pool}-redis") == []
 
 
 def test_removing_an_app_but_keeping_its_data_dumps_its_database_first(lab, lab_devices, pool):
@@ -350,3 +359,129 @@ def test_removing_an_app_but_keeping_its_data_dumps_its_database_first(lab, lab_
         ).stdout.split()
         if vols:
             lab.exec(DEVICE, ["docker", "volume", "rm", *vols])
+
+
+# --------------------------------------------------------------------------------- Redis
+def redis_cli(lab, container: str, user: str, password: str, *command: str):
+    """A real redis-cli inside the shared Redis container, logged in as `user`."""
+    return lab.exec(
+        DEVICE,
+        ["docker", "exec", "-e", f"REDISCLI_AUTH={password}", container,
+         "redis-cli", "--user", user, "-h", "127.0.0.1", *command],
+    )  # fmt: skip
+
+
+def redis_report(app) -> dict:
+    report = status(app)
+    [redis] = [d for d in report["databases"] if d["engine"] == "redis"]
+    return redis
+
+
+def test_two_paperless_share_one_redis_each_in_its_own_prefix(lab, lab_devices, pool):
+    device = lab_devices[DEVICE]
+    tag = pysecrets.token_hex(2)
+    apps = [deploy("paperless-ngx", f"r{tag}{x}", device.pk) for x in "ab"]
+    try:
+        [redis_container] = pool_containers(lab, f"{pool}-redis")
+        assert len(pool_containers(lab, f"{pool}-postgres")) == 1
+        shared = SharedInstance.objects.get(engine="redis")
+        users = {p.deployment_id: p for p in PooledDatabase.objects.filter(instance=shared)}
+        assert len(users) == 2
+        a, b = users[apps[0].pk], users[apps[1].pk]
+        assert a.role_name == f"paperless_ngx_r{tag}a"
+        for app in apps:
+            pooled = users[app.pk]
+            # the bundled broker is gone, the password is in no log
+            assert "redis:7-alpine" not in app.compose_masked
+            assert pooled.password not in app.compose_masked
+            for command in app.commands.all():
+                assert pooled.password not in command.command + command.output
+            redis = redis_report(app)
+            assert redis["login"] and redis["prefix_ok"] and redis["outside_refused"], redis
+            assert redis["user"] == pooled.role_name and redis["host"] == f"{pool}-redis"
+            assert redis["prefix"] == f"{pooled.role_name}:"
+
+        # a real redis-cli: B cannot touch A's keys, can use its own, cannot list or flush
+        assert redis_cli(lab, redis_container, a.role_name, a.password,
+                         "SET", f"{a.role_name}:kept", "ada").stdout.strip() == "OK"  # fmt: skip
+        for command in (
+            ("GET", f"{a.role_name}:kept"),
+            ("DEL", f"{a.role_name}:standin-check"),
+            ("KEYS", "*"),
+            ("FLUSHALL",),
+            ("CONFIG", "GET", "requirepass"),
+            ("SELECT", "1"),
+        ):
+            answer = redis_cli(lab, redis_container, b.role_name, b.password, *command).stdout
+            assert answer.startswith("NOPERM"), (command, answer)
+        assert redis_cli(lab, redis_container, b.role_name, b.password,
+                         "SET", f"{b.role_name}:own", "1").stdout.strip() == "OK"  # fmt: skip
+        queue = f"{b.role_name}:queue"
+        assert redis_cli(lab, redis_container, b.role_name, b.password,
+                         "LPUSH", queue, "job").stdout.strip() == "1"  # fmt: skip
+        popped = redis_cli(lab, redis_container, b.role_name, b.password, "BRPOP", queue, "1")
+        assert popped.stdout.split() == [queue, "job"]
+        # a client that does not log in can do nothing
+        anonymous = lab.exec(DEVICE, ["docker", "exec", redis_container, "redis-cli", "PING"])
+        assert anonymous.stdout.startswith("NOAUTH"), anonymous.stdout
+
+        # redeploying keeps the user's password and its keys
+        from marketplace import pipeline
+        from pooling.services import pooled_database_provision
+
+        outcome = pipeline.DeploymentPipeline(apps[0], load_catalog().get("paperless-ngx")).run()
+        assert outcome.ok, outcome.error
+        again = pooled_database_provision(deployment=apps[0], engine="redis")
+        assert (again.pk, again.password) == (a.pk, a.password)
+        assert redis_cli(lab, redis_container, a.role_name, a.password,
+                         "GET", f"{a.role_name}:kept").stdout.strip() == "ada"  # fmt: skip
+
+        # a killed shared Redis comes back with its users (aclfile) and keys (AOF)
+        from pooling.services import shared_instance_measure_baseline, shared_instances_check
+
+        time.sleep(2)  # appendfsync everysec
+        lab.exec(DEVICE, ["docker", "kill", redis_container], check=True)
+        said = shared_instances_check(device=device)
+        assert any("redis" in s and "restarted" in s for s in said), said
+        [redis_container] = pool_containers(lab, f"{pool}-redis")
+        assert redis_cli(lab, redis_container, a.role_name, a.password,
+                         "GET", f"{a.role_name}:kept").stdout.strip() == "ada"  # fmt: skip
+        for app in apps:
+            assert redis_report(app)["login"], redis_report(app)
+        shared.refresh_from_db()
+        assert shared.measured_memory_bytes and shared.measured_memory_bytes > 0
+        assert PooledDatabase.objects.get(pk=a.pk).size_bytes > 0
+        baseline = shared_instance_measure_baseline(instance=shared)
+        print(
+            f"redis: shared {shared.measured_memory_bytes} B, standalone {baseline} B, "
+            f"default {engines.ENGINES['redis'].default_standalone_bytes} B"
+        )
+        assert baseline and baseline > 0
+
+        # the API lists the shared Redis without secrets
+        from pooling.api import instances
+
+        listed = [i for i in instances(None) if i["engine"] == "redis"]
+        assert listed and listed[0]["apps"] == 2
+        assert a.password not in json.dumps(listed, default=str)
+        assert shared.admin_password not in json.dumps(listed, default=str)
+
+        # removing A deletes its user and keys; B keeps working on the same server
+        services.deployment_remove(deployment=apps[0], delete_data=True)
+        admin = shared.admin_password
+        users_now = redis_cli(lab, redis_container, "admin", admin, "ACL", "USERS").stdout.split()
+        assert a.role_name not in users_now and b.role_name in users_now
+        left = redis_cli(lab, redis_container, "admin", admin,
+                         "--scan", "--pattern", f"{a.role_name}:*").stdout.split()  # fmt: skip
+        assert left == []
+        denied = redis_cli(lab, redis_container, a.role_name, a.password, "PING")
+        assert "WRONGPASS" in denied.stdout + denied.stderr
+        assert redis_report(apps[1])["login"]
+        assert pool_containers(lab, f"{pool}-redis") == [redis_container]
+    finally:
+        for app in apps:
+            app.refresh_from_db()
+            if app.status != DeploymentStatus.REMOVED:
+                services.deployment_remove(deployment=app, delete_data=True)
+    assert pool_containers(lab, f"{pool}-redis") == []
+    assert SharedInstance.objects.get(engine="redis").status == "removed"

@@ -153,14 +153,14 @@ def _docker_build(tag: str, dockerfile_text: str, context: Path | None = None) -
 
 
 def build_scripts(base: str) -> str:
-    """base + /standin/*.py + healthcheck.sh: a small layer, rebuilt when a script changes."""
+    """base + /standin/*.py + the .sh helpers: a small layer, rebuilt when a script changes."""
     files = sorted(p for p in SCRIPTS.iterdir() if p.is_file() and p.suffix in (".py", ".sh"))
     tag = f"{SCRIPTS_REPO}:{_sha(base, *(p.name.encode() + p.read_bytes() for p in files))}"
     if not lab_build.image_exists(tag):
         _docker_build(
             tag,
             f"FROM {base}\nCOPY *.py *.sh /standin/\n"
-            "COPY healthcheck.sh /usr/local/bin/healthcheck.sh\n",
+            "COPY healthcheck.sh docker-entrypoint.sh /usr/local/bin/\n",
             SCRIPTS,
         )
         lab_build._prune_old(SCRIPTS_REPO, tag)
@@ -182,7 +182,11 @@ def dockerfile(plan: ImagePlan, base: str) -> str:
     elif plan.role == "mariadb":
         lines += ['ENTRYPOINT ["python3", "/standin/mariadb.py"]', 'CMD ["mariadbd"]']
     elif plan.role == "redis":
-        lines += ['ENTRYPOINT ["python3", "/standin/redis.py"]', 'CMD ["redis-server"]']
+        lines += [
+            "ENV STANDIN_ENTRYPOINT=/standin/redis.py",
+            'ENTRYPOINT ["python3", "/standin/redis.py"]',
+            'CMD ["redis-server"]',
+        ]
     else:
         lines += [
             _env_line("STANDIN_APP", plan.app),
@@ -264,6 +268,11 @@ def build_and_push_recipe_images(lab, catalog=None, *, verbose: bool = True) -> 
             lab.push_image(local, name)
             pushed[name] = image_id
             marker_file.write_text(json.dumps(pushed, indent=1, sort_keys=True))
+            # A device that pulled the old image would keep using it (compose pulls only a
+            # missing image): untag it there, so the next start pulls the new one.
+            for device in lab.devices:
+                if lab.is_device_running(device.name):
+                    lab.exec(device.name, ["docker", "image", "rm", "-f", name])
         else:
             for device in lab.devices:
                 if (

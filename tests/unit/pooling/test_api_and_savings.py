@@ -151,10 +151,32 @@ def test_apps_with_their_own_database_are_recommended_for_sharing():
         )  # fmt: skip
     from pooling.selectors import pooling_recommendations
 
-    [rec] = pooling_recommendations()
+    postgres, redis = pooling_recommendations()
     baseline = engines.ENGINES["postgres"].default_standalone_bytes
-    assert rec["engine"] == "postgres" and rec["saved_bytes"] == 2 * baseline
-    assert rec["sentence"].startswith("3 apps run their own PostgreSQL on server-02")
+    assert postgres["engine"] == "postgres" and postgres["saved_bytes"] == 2 * baseline
+    assert postgres["sentence"].startswith("3 apps run their own PostgreSQL on server-02")
+    # Paperless can put its Redis keys under a prefix: its own Redis servers count too
+    redis_baseline = engines.ENGINES["redis"].default_standalone_bytes
+    assert redis["engine"] == "redis" and redis["saved_bytes"] == 2 * redis_baseline
+    assert redis["sentence"].startswith("3 apps run their own Redis on server-02")
+
+
+def test_apps_that_cannot_share_redis_are_not_recommended_and_the_page_says_why(client):
+    device = _device()
+    for x in "ab":
+        Deployment.objects.create(
+            slug="immich", app_name="Immich", device=device, instance=x,
+            project=f"hl-immich-{x}", status="running", config={"bundled_databases": True},
+        )  # fmt: skip
+    Deployment.objects.create(
+        slug="immich", app_name="Immich", device=device, instance="c",
+        project="hl-immich-c", status="running", config={},
+    )  # fmt: skip
+    from pooling.selectors import pooling_recommendations, pooling_unpooled
+
+    assert [r["engine"] for r in pooling_recommendations()] == ["postgres"]
+    [sentence] = pooling_unpooled()
+    assert sentence.startswith("Immich keeps its own Redis on server-02: it cannot put its keys")
 
 
 def test_the_wizard_preview_says_which_shared_server_the_app_will_use():
@@ -163,13 +185,19 @@ def test_the_wizard_preview_says_which_shared_server_the_app_will_use():
 
     recipe = load_catalog().get("paperless-ngx")
     device = _device()
-    [before] = pooling_preview(device=device, recipe=recipe)
+    before, redis = pooling_preview(device=device, recipe=recipe)
     assert before.startswith("No PostgreSQL on server-02 yet: will start a shared one")
+    assert redis.startswith("No Redis on server-02 yet: will start a shared one")
     _instance(device, standalone_memory_bytes=40 * MIB)
+    _instance(device, engine="redis", standalone_memory_bytes=6 * MIB)
     assert pooling_preview(device=device, recipe=recipe) == [
-        "Will use the shared PostgreSQL on server-02 (saves about 40 MB)"
+        "Will use the shared PostgreSQL on server-02 (saves about 40 MB)",
+        "Will use the shared Redis on server-02 (saves about 6 MB)",
     ]
     assert pooling_preview(device=device, recipe=recipe, config={"bundled_databases": True}) == []
+    # Immich cannot put its Redis keys under a prefix: the wizard says it keeps its own
+    immich = pooling_preview(device=device, recipe=load_catalog().get("immich"))
+    assert immich[1].startswith("Keeps its own Redis: it cannot put its keys under a name")
 
 
 def test_a_device_without_room_for_a_shared_server_is_refused_with_what_to_do():
@@ -185,5 +213,10 @@ def test_a_device_without_room_for_a_shared_server_is_refused_with_what_to_do():
     assert "has only 4 MB of free memory" in caught.value.message
     assert not SharedInstance.objects.exists()
     with pytest.raises(PoolingError) as caught:
+        shared_instance_ensure(device=device, engine="mongodb", shell=object())
+    assert "does not offer 'mongodb'" in caught.value.message
+    Device.objects.filter(pk=device.pk).update(ram_used_bytes=1022 * MIB)
+    device.refresh_from_db()
+    with pytest.raises(PoolingError) as caught:
         shared_instance_ensure(device=device, engine="redis", shell=object())
-    assert "does not offer 'redis'" in caught.value.message
+    assert "has only 2 MB of free memory; a shared Redis needs about 4 MB" in caught.value.message

@@ -161,7 +161,9 @@ def test_shared_compose_has_limits_and_small_device_settings():
     )
     service = data["services"]["postgres"]
     assert service["ulimits"]["nofile"] == {"soft": 16384, "hard": 16384}
-    assert "shared_buffers=64MB" in service["command"]
+    # less than PostgreSQL's default of 128 MB (the value is tuned by benchmark)
+    [buffers] = [c for c in service["command"] if c.startswith("shared_buffers=")]
+    assert buffers.endswith("MB") and int(buffers.split("=")[1][:-2]) < 128
     assert data["networks"]["pool"] == {"name": "homelab-pool", "external": True}
     maria = engines.shared_compose(
         "mariadb", project="hl-pool-mariadb", admin_password="a" * 40, network="homelab-pool"

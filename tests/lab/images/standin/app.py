@@ -11,6 +11,11 @@ Configured by the environment baked into each app's thin image layer:
 GET /standin/status answers JSON: the volumes written and, for each database its env
 vars describe, whether a TCP connection and a real login (psql / mariadb / Redis AUTH +
 PING) worked. Any other path answers 200. UDP ports echo what they receive.
+
+Redis: with a user (in the URL or the `user` role) it logs in with `AUTH <user> <password>`.
+With a key prefix (the `prefix` role, as in a shared Redis) it SETs and GETs a key under
+the prefix (`prefix_ok`) and tries a key outside it, which a shared Redis must refuse
+with NOPERM (`outside_refused`); both must hold for `login`.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ def describe(need: dict) -> dict | None:
         "database": env.get("database"),
         "user": env.get("user"),
         "password": env.get("password"),
+        "prefix": env.get("prefix") or "",
     }
     if env.get("url"):
         url = urlparse(env["url"])
@@ -139,18 +145,7 @@ def check(info: dict) -> dict:
             result["reachable"] = True
             if engine == "redis":
                 conn.settimeout(3)
-                if password:
-                    conn.sendall(
-                        b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n"
-                        % (len(password.encode()), password.encode())
-                    )
-                    if not conn.recv(256).startswith(b"+OK"):
-                        result["error"] = "AUTH refused"
-                        return result
-                conn.sendall(b"*1\r\n$4\r\nPING\r\n")
-                answer = conn.recv(256)
-                result["login"] = answer.startswith(b"+PONG")
-                result["error"] = "" if result["login"] else answer.decode(errors="replace")
+                check_redis(conn, info, result)
                 return result
     except OSError as e:
         result["error"] = f"connect: {e}"
@@ -194,6 +189,54 @@ def check(info: dict) -> dict:
     result["login"] = done.returncode == 0 and done.stdout.strip() == "1"
     result["error"] = "" if result["login"] else done.stderr.strip()[:300]
     return result
+
+
+def redis_call(reader, conn: socket.socket, *args: str) -> str:
+    """One command in RESP; the reply as text (`-ERR ...` for an error, "" for nil)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    conn.sendall(b"".join(parts))
+    line = reader.readline().decode(errors="replace").rstrip("\r\n")
+    if line.startswith("$"):
+        size = int(line[1:])
+        if size < 0:
+            return ""
+        return reader.read(size + 2)[:-2].decode(errors="replace")
+    return line
+
+
+def check_redis(conn: socket.socket, info: dict, result: dict) -> None:
+    reader = conn.makefile("rb")
+    user, password, prefix = info.get("user"), info.get("password") or "", info["prefix"]
+    if password:
+        answer = (
+            redis_call(reader, conn, "AUTH", user, password)
+            if user
+            else redis_call(reader, conn, "AUTH", password)
+        )
+        if answer != "+OK":
+            result["error"] = f"AUTH refused: {answer}"
+            return
+    answer = redis_call(reader, conn, "PING")
+    if answer != "+PONG":
+        result["error"] = answer
+        return
+    if not prefix:
+        result["login"] = True
+        return
+    value = f"{socket.gethostname()} {time.time():.0f}"
+    result["prefix"] = prefix
+    written = redis_call(reader, conn, "SET", f"{prefix}standin-check", value)
+    read = redis_call(reader, conn, "GET", f"{prefix}standin-check")
+    result["prefix_ok"] = written == "+OK" and read == value
+    outside = redis_call(reader, conn, "SET", "standin-outside-prefix", value)
+    result["outside_refused"] = outside.startswith("-NOPERM")
+    result["outside_answer"] = outside[:200]
+    result["login"] = result["prefix_ok"] and result["outside_refused"]
+    if not result["login"]:
+        result["error"] = f"prefix check: SET {written[:100]}, outside {outside[:100]}"
 
 
 def status() -> dict:

@@ -1,0 +1,473 @@
+"""Shared database servers on a device: start, health, remove, measure.
+
+shared_instance_ensure       get or start the device's shared server of an engine, healthy
+shared_instance_remove       compose down of the shared instance and its volume
+shared_instance_measure      read the shared container's memory (docker stats)
+shared_instance_measure_baseline   start a standalone server of the same image, measure it
+shared_instances_check       every poll: restart a stopped server, measure memory and sizes
+
+The per-app databases in these servers are in pooling.services, which re-exports these
+names: callers import from pooling.services.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.utils import timezone
+
+from pooling import engines
+from pooling.models import PooledDatabase, SharedInstance
+
+logger = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 180
+
+
+class PoolingError(Exception):
+    """What stopped pooling, in words that say what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+# ------------------------------------------------------------------------------ shell
+class _Shell:
+    """Commands on a device outside a deployment (not recorded), same interface as
+    marketplace.pipeline.DeviceShell."""
+
+    def __init__(self, device):
+        self.device = device
+        self.secrets: list[str] = []
+
+    def run(self, args, *, timeout=None, stdin=None):
+        from devices import ssh
+
+        return ssh.run(self.device, args, timeout=timeout, stdin=stdin)
+
+    def check(self, args, *, timeout=None, what: str, stdin=None) -> str:
+        from marketplace.pipeline import mask
+
+        code, out, err = self.run(args, timeout=timeout, stdin=stdin)
+        if code != 0:
+            detail = mask((err or out).strip(), self.secrets)[-1500:]
+            raise PoolingError(f"{what} failed (exit {code}): {detail}")
+        return out
+
+
+def _shell_for(device, shell):
+    return shell if shell is not None else _Shell(device)
+
+
+def _add_secret(shell, value: str) -> None:
+    if value and value not in shell.secrets:
+        shell.secrets.append(value)
+
+
+def _check(shell, args, *, what: str, timeout=None, stdin=None) -> str:
+    """shell.check, with a pipeline StepFailed turned into PoolingError."""
+    from marketplace.pipeline import StepFailed
+
+    try:
+        return shell.check(args, timeout=timeout, what=what, stdin=stdin)
+    except StepFailed as exc:
+        raise PoolingError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- settings
+def pool_prefix() -> str:
+    return getattr(settings, "HOMELAB_POOL_PREFIX", "") or "hl-pool"
+
+
+def pool_network() -> str:
+    return getattr(settings, "HOMELAB_POOL_NETWORK", "") or engines.NETWORK
+
+
+def _folder(project: str) -> str:
+    from marketplace.pipeline import deploy_root
+
+    return f"{deploy_root()}/{project}"
+
+
+def _compose_base(device) -> list[str]:
+    from marketplace.pipeline import compose_base
+
+    return compose_base(device)
+
+
+# -------------------------------------------------------------------- shared instance
+def _live_instance(device, engine: str) -> SharedInstance | None:
+    return (
+        SharedInstance.objects.filter(device=device, engine=engine)
+        .exclude(status=SharedInstance.Status.REMOVED)
+        .first()
+    )
+
+
+def _container(shell, instance: SharedInstance) -> tuple[str, str]:
+    """(container id, state) of the shared instance's server, ("", "") when none."""
+    spec = engines.ENGINES[instance.engine]
+    out = _check(
+        shell,
+        [
+            *("docker", "ps", "-a"),
+            *("--filter", f"label=com.docker.compose.project={instance.project}"),
+            *("--filter", f"label=com.docker.compose.service={spec.service}"),
+            *("--format", "{{.ID}}\t{{.State}}"),
+        ],
+        what="Looking for the shared database container",
+        timeout=30,
+    )
+    line = out.strip().splitlines()[0] if out.strip() else ""
+    container, _, state = line.partition("\t")
+    return container.strip(), state.strip()
+
+
+def _health(shell, container: str) -> str:
+    code, out, _ = shell.run(
+        [
+            *("docker", "inspect", "-f"),
+            "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+            container,
+        ],
+        timeout=30,
+    )
+    return out.strip() if code == 0 else "missing"
+
+
+def _ensure_network(shell) -> None:
+    network = pool_network()
+    if shell.run(["docker", "network", "inspect", network], timeout=30)[0] != 0:
+        _check(
+            shell,
+            ["docker", "network", "create", "--label", "homelab.pool=network", network],
+            what=f"Creating the network {network}",
+            timeout=60,
+        )
+
+
+def _write_file(shell, path: str, text: str) -> None:
+    """Written through stdin (dd), mode 600: it holds the admin password."""
+    _check(shell, ["touch", path], what=f"Creating {path}", timeout=30)
+    _check(shell, ["chmod", "600", path], what=f"Protecting {path}", timeout=30)
+    _check(
+        shell,
+        ["dd", f"of={path}", "status=none"],
+        what=f"Writing {path}",
+        timeout=60,
+        stdin=text.encode(),
+    )
+
+
+def _start(shell, instance: SharedInstance) -> None:
+    from marketplace.compose import dump_compose
+
+    folder = _folder(instance.project)
+    compose_file = f"{folder}/compose.yaml"
+    data = engines.shared_compose(
+        instance.engine,
+        project=instance.project,
+        admin_password=instance.admin_password,
+        network=pool_network(),
+    )
+    _ensure_network(shell)
+    _check(shell, ["mkdir", "-p", folder], what=f"Creating {folder}", timeout=30)
+    _write_file(shell, compose_file, dump_compose(data))
+    _check(
+        shell,
+        [*_compose_base(instance.device), "-p", instance.project, "-f", compose_file, "up", "-d"],
+        what=f"Starting the shared {instance.get_engine_display()}",
+        timeout=900,
+    )
+
+
+def _wait_healthy(shell, instance: SharedInstance, timeout: float, sleep=time.sleep) -> str:
+    deadline = time.monotonic() + timeout
+    state = "missing"
+    while True:
+        container, _ = _container(shell, instance)
+        if container:
+            state = _health(shell, container)
+            if state == "healthy":
+                ready = shell.run(
+                    engines.ready_command(instance.engine, container),
+                    timeout=30,
+                    stdin=engines.sql_stdin(instance.engine, "", instance.admin_password),
+                )[0]
+                if ready == 0:
+                    return container
+                state = "healthy, not yet answering over TCP"
+        if time.monotonic() >= deadline:
+            logs = ""
+            if container:
+                _, out, err = shell.run(["docker", "logs", "--tail", "20", container], timeout=30)
+                logs = (out + err).strip()[-800:]
+            raise PoolingError(
+                f"The shared {instance.get_engine_display()} on {instance.device.name} did not "
+                f"become healthy within {timeout:g} s (state: {state}). Check the device's free "
+                f"memory and disk, or deploy with the bundled database "
+                f'(config {{"bundled_databases": true}}). {logs}'
+            )
+        sleep(2)
+
+
+def _ensure(*, device, engine: str, shell) -> tuple[SharedInstance, bool, str]:
+    """(instance, started by this call, container id)."""
+    if engine not in engines.POOLED_ENGINES:
+        raise PoolingError(
+            f"The database pool does not offer {engine!r} (it offers "
+            f"{', '.join(engines.POOLED_ENGINES)}); deploy with the bundled database "
+            '(config {"bundled_databases": true}).'
+        )
+    instance = _live_instance(device, engine)
+    created = instance is None
+    if created:
+        _check_room(device, engine)
+        _, version = engines.image_version(engine)
+        instance = SharedInstance.objects.create(
+            device=device,
+            engine=engine,
+            version=version,
+            project=engines.project_for(engine, pool_prefix()),
+            admin_password=engines.generate_password(),
+        )
+    instance.device = device
+    _add_secret(shell, instance.admin_password)
+    container, state = _container(shell, instance)
+    started = False
+    if not container or state != "running" or _health(shell, container) != "healthy":
+        started = not container
+        try:
+            _start(shell, instance)
+            container = _wait_healthy(shell, instance, HEALTH_TIMEOUT_SECONDS)
+        except Exception:
+            if created:
+                _remove_quietly(shell, instance)
+            raise
+    SharedInstance.objects.filter(pk=instance.pk).update(status=SharedInstance.Status.RUNNING)
+    instance.status = SharedInstance.Status.RUNNING
+    return instance, created or started, container
+
+
+def _check_room(device, engine: str) -> None:
+    """A new shared server needs about one standalone server's memory free (last poll)."""
+    spec = engines.ENGINES[engine]
+    free = device.ram_free_bytes
+    free = free() if callable(free) else free
+    if free is not None and free < spec.default_standalone_bytes:
+        label = engines.LABELS[engine]
+        raise PoolingError(
+            f"{device.name} has only {free // engines.MIB} MB of free memory; a shared "
+            f"{label} needs about {spec.default_standalone_bytes // engines.MIB} MB. Free some "
+            "memory (stop an app) or deploy to another device."
+        )
+
+
+def _remove_quietly(shell, instance: SharedInstance) -> None:
+    try:
+        shared_instance_remove(instance=instance, shell=shell)
+    except Exception as exc:  # the first error is the one to report
+        logger.warning("Could not clean up %s: %s", instance.project, exc)
+
+
+def shared_instance_ensure(*, device, engine: str, shell=None) -> SharedInstance:
+    """The device's shared instance of `engine`, running and healthy.
+
+    1. Refuse an engine the pool does not offer.
+    2. Find the live SharedInstance row, or create one with a generated admin password.
+    3. Unless its container runs and is healthy: create the network `homelab-pool`
+       (external to every project), write the instance's compose file (mode 600) from
+       the built-in recipe and `compose up -d`; wait until healthy.
+    4. A new instance that does not start is removed again; the error says what to do.
+    """
+    shell = _shell_for(device, shell)
+    instance, _, _ = _ensure(device=device, engine=engine, shell=shell)
+    return instance
+
+
+def shared_instance_remove(*, instance: SharedInstance, shell=None) -> str:
+    shell = _shell_for(instance.device, shell)
+    folder = _folder(instance.project)
+    compose_file = f"{folder}/compose.yaml"
+    # compose v1 needs the file; v2 finds the project by its name when the file is gone
+    has_file = shell.run(["test", "-f", compose_file], timeout=30)[0] == 0
+    _check(
+        shell,
+        [
+            *_compose_base(instance.device),
+            *("-p", instance.project),
+            *(("-f", compose_file) if has_file else ()),
+            *("down", "-v", "--remove-orphans"),
+        ],
+        what=f"Removing the shared {instance.get_engine_display()}",
+        timeout=300,
+    )
+    _check(shell, ["rm", "-rf", "--", folder], what=f"Removing {folder}", timeout=60)
+    others = (
+        SharedInstance.objects.filter(device=instance.device)
+        .exclude(pk=instance.pk)
+        .exclude(status=SharedInstance.Status.REMOVED)
+        .exists()
+    )
+    if not others:
+        shell.run(["docker", "network", "rm", pool_network()], timeout=60)  # in use: stays
+    SharedInstance.objects.filter(pk=instance.pk).update(status=SharedInstance.Status.REMOVED)
+    instance.status = SharedInstance.Status.REMOVED
+    return f"shared {instance.get_engine_display()} removed"
+
+
+def _run_sql(shell, instance: SharedInstance, container: str, sql: str, *, what: str) -> str:
+    """SQL (or Redis commands) on stdin as the admin; an error in the answer fails too
+    (redis-cli exits 0 when a command fails)."""
+    from marketplace.pipeline import mask
+
+    out = _check(
+        shell,
+        engines.sql_command(instance.engine, container),
+        what=what,
+        timeout=120,
+        stdin=engines.sql_stdin(instance.engine, sql, instance.admin_password),
+    )
+    errors = engines.command_errors(instance.engine, out)
+    if errors:
+        detail = mask("; ".join(errors), shell.secrets)[-1500:]
+        raise PoolingError(
+            f"{what} failed: the shared {instance.get_engine_display()} answered: {detail}"
+        )
+    return out
+
+
+# -------------------------------------------------------------------------- measuring
+def shared_instance_measure(*, instance: SharedInstance, shell=None) -> int | None:
+    """The shared container's memory now (docker stats), stored on the instance."""
+    shell = _shell_for(instance.device, shell)
+    container, state = _container(shell, instance)
+    if not container or state != "running":
+        return None
+    out = _check(
+        shell,
+        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],
+        what="Reading the shared database's memory",
+        timeout=60,
+    )
+    used = engines.parse_mem_usage(out.strip())
+    if used is not None:
+        SharedInstance.objects.filter(pk=instance.pk).update(
+            measured_memory_bytes=used, measured_at=timezone.now()
+        )
+        instance.measured_memory_bytes = used
+    return used
+
+
+def shared_instance_measure_baseline(
+    *, instance: SharedInstance, shell=None, settle_seconds: float = 5, sleep=time.sleep
+) -> int | None:
+    """Start one standalone server of the same image with its default settings (what an
+    app would bundle), wait until it answers, read its memory, remove it; stored as the
+    instance's standalone_memory_bytes."""
+    import secrets as pysecrets
+
+    shell = _shell_for(instance.device, shell)
+    image, _ = engines.image_version(instance.engine)
+    name = f"{instance.project}-baseline-{pysecrets.token_hex(3)}"
+    password = engines.generate_password()
+    _add_secret(shell, password)
+    env, ready = engines.baseline_run(instance.engine, password)
+    _check(
+        shell,
+        ["docker", "run", "-d", "--name", name, "--label", "homelab.pool=baseline", *env, image],
+        what="Starting a standalone server to measure",
+        timeout=600,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while shell.run(["docker", "exec", name, *ready], timeout=30)[0] != 0:
+            if time.monotonic() > deadline:
+                return None
+            sleep(1)
+        sleep(settle_seconds)
+        out = _check(
+            shell,
+            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", name],
+            what="Reading the standalone server's memory",
+            timeout=60,
+        )
+        used = engines.parse_mem_usage(out.strip())
+    finally:
+        shell.run(["docker", "rm", "-f", "-v", name], timeout=120)
+    if used is not None:
+        SharedInstance.objects.filter(pk=instance.pk).update(standalone_memory_bytes=used)
+        instance.standalone_memory_bytes = used
+    return used
+
+
+# ------------------------------------------------------------------------------ health
+def shared_instances_check(*, device, shell=None) -> list[str]:
+    """Health of the device's shared instances, for every poll.
+
+    1. Each live instance whose server is not running (stopped, killed, removed by hand)
+       is started again from its compose file and reported.
+    2. Each running one has its memory measured and its databases' sizes read.
+    Returns one sentence per instance that needed attention.
+    """
+    shell = _shell_for(device, shell)
+    said = []
+    for instance in SharedInstance.objects.filter(device=device).exclude(
+        status=SharedInstance.Status.REMOVED
+    ):
+        instance.device = device
+        _add_secret(shell, instance.admin_password)
+        container, state = _container(shell, instance)
+        if not container or state != "running":
+            SharedInstance.objects.filter(pk=instance.pk).update(
+                status=SharedInstance.Status.STOPPED
+            )
+            try:
+                _start(shell, instance)
+                container = _wait_healthy(shell, instance, HEALTH_TIMEOUT_SECONDS)
+            except PoolingError as exc:
+                SharedInstance.objects.filter(pk=instance.pk).update(
+                    status=SharedInstance.Status.FAILED
+                )
+                said.append(
+                    f"{instance.project} on {device.name} is down and did not restart: {exc}"
+                )
+                logger.warning(said[-1])
+                continue
+            SharedInstance.objects.filter(pk=instance.pk).update(
+                status=SharedInstance.Status.RUNNING
+            )
+            said.append(f"{instance.project} on {device.name} was {state or 'gone'}; restarted")
+            logger.warning(said[-1])
+        shared_instance_measure(instance=instance, shell=shell)
+        _measure_sizes(shell, instance, container)
+    return said
+
+
+def _measure_sizes(shell, instance: SharedInstance, container: str) -> None:
+    names = list(
+        PooledDatabase.objects.filter(instance=instance).values_list("database_name", flat=True)
+    )
+    query = engines.size_sql(instance.engine, names)
+    if not query:
+        return
+    code, out, _ = shell.run(
+        engines.sql_command(instance.engine, container),
+        timeout=60,
+        stdin=engines.sql_stdin(instance.engine, query, instance.admin_password),
+    )
+    if code != 0 or engines.command_errors(instance.engine, out):
+        return
+    sizes = {}
+    for line in out.splitlines():
+        name, _, size = line.partition("\t")
+        if size.strip().isdigit():
+            sizes[name.strip()] = int(size)
+    for pooled in PooledDatabase.objects.filter(instance=instance):
+        if pooled.database_name in sizes:
+            PooledDatabase.objects.filter(pk=pooled.pk).update(
+                size_bytes=sizes[pooled.database_name]
+            )
