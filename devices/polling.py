@@ -166,16 +166,22 @@ def poll_once(device_id: int, *, count_misses: bool) -> Device:
     else:
         seconds = time.monotonic() - started
         status, detail = docker_status(m, device.username)
+        fields = {
+            "status": status,
+            "status_detail": detail,
+            "missed_polls": 0,
+            "last_seen": now,
+            "last_polled": now,
+            **metric_fields(m),
+        }
         with transaction.atomic():
-            queryset.exclude(status=DeviceStatus.HOST_KEY_CHANGED).update(
-                status=status,
-                status_detail=detail,
-                missed_polls=0,
-                last_seen=now,
-                last_polled=now,
-                **metric_fields(m),
-            )
+            updated = queryset.exclude(status=DeviceStatus.HOST_KEY_CHANGED).update(**fields)
             history_row(device_id, m, now=now, seconds=seconds).save()
+        if updated:
+            # What was just written, without reading the row back.
+            for name, value in fields.items():
+                setattr(device, name, value)
+            return device
     return Device.objects.get(pk=device_id)
 
 

@@ -106,7 +106,7 @@ def test_one_poll_vs_fresh_ssh_vs_ansible(lab_devices, key_file, report):
     report(f"ratio ours / ansible: {ours / ansible_median:.3f} (1/{ansible_median / ours:.1f}); goal <= 1/20")
 
 
-def test_full_poll_cycle_vs_one_device(lab_devices, report):
+def test_full_poll_cycle_vs_one_device(lab, lab_devices, report):
     """One device vs. all lab devices polled side by side, as the worker tasks run them.
 
     The two are measured alternately (one, all, one, all, ...) so both see the same load
@@ -115,7 +115,7 @@ def test_full_poll_cycle_vs_one_device(lab_devices, report):
     """
     for device in lab_devices:
         services.device_poll(device_id=device.id)
-    ones, cycles, sequentials, cpu_per_poll = [], [], [], []
+    ones, cycles, sequentials, cpu_per_poll, device_cpu_per_poll = [], [], [], [], []
     with ThreadPoolExecutor(max_workers=len(lab_devices)) as pool:
 
         def cycle_parallel():
@@ -131,10 +131,13 @@ def test_full_poll_cycle_vs_one_device(lab_devices, report):
             start = time.perf_counter()
             cycle_parallel()
             cycles.append(time.perf_counter() - start)
+            device_cpu = _devices_cpu_ns(lab)
             start = time.perf_counter()
             for device in lab_devices:
                 services.device_poll(device_id=device.id)
             sequentials.append(time.perf_counter() - start)
+            if device_cpu is not None and (after := _devices_cpu_ns(lab)) is not None:
+                device_cpu_per_poll.append((after - device_cpu) / len(lab_devices) / 1e6)
     # The same with worker processes, as django-q2 runs tasks (no shared interpreter lock).
     # Django's connections are closed first: a forked child must open its own.
     db.connections.close_all()
@@ -164,9 +167,31 @@ def test_full_poll_cycle_vs_one_device(lab_devices, report):
            f"run by run {ratios[0]:.2f}x-{ratios[-1]:.2f}x")
     report(f"full cycle one after another (a single worker): median {sequential * 1000:.0f} ms = "
            f"{sequential / one:.2f}x")
+    if device_cpu_per_poll:
+        device_ms = statistics.median(device_cpu_per_poll)
+        control_ms = statistics.median(cpu_per_poll) * 1000
+        report(f"CPU per poll on the device side (sshd, the script, dockerd; the lab devices' "
+               f"cgroups): median {device_ms:.0f} ms; with the control plane's {control_ms:.0f} ms, "
+               f"a cycle needs about {(device_ms + control_ms) * len(lab_devices):.0f} ms of CPU, "
+               f"and this machine's {os.cpu_count()} cores also run the devices")
     p_one, p_cycle = statistics.median(process_ones), statistics.median(process_cycles)
     report(f"with {len(ids)} worker processes: one device {p_one * 1000:.0f} ms, full cycle "
            f"{p_cycle * 1000:.0f} ms = {p_cycle / p_one:.2f}x one device (goal < 1.5x)")
+
+
+def _devices_cpu_ns(lab) -> int | None:
+    """CPU time the lab devices' containers used so far (cgroup v1 cpuacct), or None."""
+    total = 0
+    for device in lab.devices:
+        container_id = subprocess.run(
+            ["docker", "inspect", "-f", "{{.Id}}", device.container],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip()  # fmt: skip
+        path = Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage")
+        if not container_id or not path.exists():
+            return None
+        total += int(path.read_text())
+    return total
 
 
 def _connect_in_worker(device_ids: list[int]) -> None:
