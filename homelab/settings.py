@@ -272,7 +272,7 @@ Q_CLUSTER: dict = {
     "save_limit": 500,
     # How often the worker asks the database for new tasks (SQLite broker only; Redis
     # blocks instead): a deployment waits half this long on average before it starts.
-    "poll": 0.2,
+    "poll": 0.1,
     "label": "Background tasks",
 }
 if REDIS_URL:
