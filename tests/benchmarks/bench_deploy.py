@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_serve import ROOT, Served, _env, _wait_http
+from tests.served import ROOT, Served, served_env
 
 RECIPE = "vaultwarden"
 DEVICE = "lab-server-2"
@@ -43,8 +43,8 @@ def _api(served: Served, token: str, method: str, path: str, body=None):
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def _manage(served_env: dict, *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=served_env,
+def _manage(env: dict, *args: str) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -67,8 +67,8 @@ def product(lab, tmp_path):
     build_and_push_recipe_images(lab, verbose=False)
     data = tmp_path / "data"
     served = Served(data)
-    _wait_http(served)
-    env = dict(_env(data), DJANGO_SUPERUSER_PASSWORD="bench-" + secrets.token_hex(8))
+    served.wait_http()
+    env = served_env(data, {"DJANGO_SUPERUSER_PASSWORD": "bench-" + secrets.token_hex(8)})
     _manage(env, "createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com")
     token = _manage(env, "issue_api_token", "bench").strip().splitlines()[-1]
     device = lab.device(DEVICE)

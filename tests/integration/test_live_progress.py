@@ -28,7 +28,7 @@ import urllib.request
 
 import pytest
 
-from tests.integration.test_serve import ROOT, Served, _env, _wait_http
+from tests.served import ROOT, Served, served_env
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "Live-Progress-Pw-42"
@@ -43,8 +43,7 @@ def served(tmp_path):
 
 
 def manage(data_dir, *args: str, extra_env: dict | None = None) -> str:
-    env = _env(data_dir)
-    env.update(extra_env or {})
+    env = served_env(data_dir, extra_env)
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -113,7 +112,7 @@ def test_steps_from_the_worker_reach_a_websocket_client_live(served, tmp_path, l
     build_and_push_recipe_images(lab, load_catalog([]), verbose=False)
 
     data_dir = tmp_path / "data"
-    _wait_http(served)
+    served.wait_http()
     served.wait_for("Q Cluster")
     manage(
         data_dir,

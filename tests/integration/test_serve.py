@@ -15,9 +15,6 @@ import pytest
 from tests.served import ROOT, Served, served_env
 from tests.servers import free_port
 
-# Kept under their old names for the modules that import them from here.
-_env = served_env
-
 
 @pytest.fixture
 def served(tmp_path):
@@ -26,13 +23,9 @@ def served(tmp_path):
     server.stop()
 
 
-def _wait_http(server: Served, timeout: float = 60) -> None:
-    server.wait_http(timeout)
-
-
 def test_serve_starts_web_and_worker_on_a_fresh_data_directory(served, tmp_path):
     served.wait_for(f"Homelab is running at http://localhost:{served.port}/")
-    _wait_http(served)
+    served.wait_http()
     status, _, body = served.get("/api/v1/system/health")
     assert status == 200 and json.loads(body) == {"status": "ok"}
     # The first page leads to the first-run setup, not a blank page.
@@ -53,7 +46,7 @@ def test_serve_starts_web_and_worker_on_a_fresh_data_directory(served, tmp_path)
 
 
 def test_serve_restarts_a_crashed_worker_and_stops_both_on_sigterm(served):
-    _wait_http(served)
+    served.wait_http()
     served.wait_for("Q Cluster")
     worker_pid = next(pid for pid, args in served.children() if "qcluster" in args)
     os.kill(worker_pid, signal.SIGKILL)
@@ -76,13 +69,13 @@ def test_serve_restarts_a_crashed_worker_and_stops_both_on_sigterm(served):
 def test_serve_refuses_to_start_when_the_encryption_key_is_missing(tmp_path):
     data = tmp_path / "data"
     first = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=_env(data),
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=served_env(data),
         capture_output=True, text=True, timeout=120,
     )
     assert first.returncode == 0, first.stderr
     (data / "field_encryption.key").unlink()
     second = subprocess.run(
-        [sys.executable, "manage.py", "serve", "--port", str(free_port())], cwd=ROOT, env=_env(data),
+        [sys.executable, "manage.py", "serve", "--port", str(free_port())], cwd=ROOT, env=served_env(data),
         capture_output=True, text=True, timeout=60,
     )
     assert second.returncode != 0
