@@ -8,6 +8,7 @@ Manual address entry stays the primary path; this is a convenience.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import socket
@@ -76,10 +77,8 @@ async def _probe(
         finally:
             if writer is not None:
                 writer.close()
-                try:
+                with contextlib.suppress(OSError, TimeoutError):
                     await asyncio.wait_for(writer.wait_closed(), 0.5)
-                except (OSError, TimeoutError):
-                    pass
         banner = line.decode("utf-8", "replace").strip()
         return banner[:200] if banner.startswith("SSH-") else None
 
@@ -90,7 +89,11 @@ async def discovery_scan_async(*, cidr: str, port: int = 22) -> list[Candidate]:
     semaphore = asyncio.Semaphore(settings.DISCOVERY_CONCURRENCY)
     timeout = settings.DISCOVERY_TIMEOUT_SECONDS
     banners = await asyncio.gather(*(_probe(a, port, semaphore, timeout) for a in addresses))
-    return [Candidate(address=a, port=port, banner=b) for a, b in zip(addresses, banners) if b]
+    return [
+        Candidate(address=a, port=port, banner=b)
+        for a, b in zip(addresses, banners, strict=False)
+        if b
+    ]
 
 
 def discovery_scan(*, cidr: str, port: int = 22) -> list[Candidate]:

@@ -30,17 +30,23 @@ logger = logging.getLogger(__name__)
 NO_LIMIT_THRESHOLD = 2**60
 
 # Each `sec NAME` starts a section; errors are silenced so a missing file is an empty section.
-METRICS_SCRIPT = r"""
-main() {
+# METRICS_FUNCTIONS defines the functions; `main SLEEP MODE ROOT` prints the sections.
+# Polls run it in the device's kept shell (devices.kept), where `facts` (what does not change
+# while the device runs) is printed once into HL_FACTS; METRICS_SCRIPT runs it as one `sh -c`.
+METRICS_FUNCTIONS = r"""
 sec() { printf '\n@@%s\n' "$1"; }
 # File reading and filtering use shell builtins only: every process started on the device
 # costs it CPU (a poll used to start about 30), and a Pi or a busy server feels that.
 cat1() { while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
 first() { for f in "$@"; do if [ -r "$f" ]; then cat1 "$f"; return 0; fi; done; return 0; }
+# pick FILE KEY...: the lines of FILE whose key is one of KEY; stops once all were found
+# (the shell reads a file one byte per system call: MemTotal..Cached are its first lines).
 pick() {
   f=$1; shift; [ -r "$f" ] || return 0
+  n=0
   while IFS= read -r l || [ -n "$l" ]; do
-    k=${l%%[:= ]*}; for w in "$@"; do if [ "$k" = "$w" ]; then printf '%s\n' "$l"; fi; done
+    k=${l%%[:= ]*}; for w in "$@"; do if [ "$k" = "$w" ]; then printf '%s\n' "$l"; n=$((n+1)); fi; done
+    [ "$n" -lt $# ] || break
   done < "$f"
 }
 now() { first /proc/uptime; }
@@ -49,6 +55,13 @@ cgcpu() {
   pick /sys/fs/cgroup/cpu.stat usage_usec
 }
 cpu() { now; IFS= read -r l < /proc/stat && printf '%s\n' "$l"; cgcpu; }
+facts() {
+  sec nproc; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null
+  sec arch; uname -m
+  sec kernel; first /proc/sys/kernel/osrelease
+  sec os; if [ -r /etc/os-release ]; then pick /etc/os-release PRETTY_NAME; else uname -s; fi
+}
+main() {
 sec cpu_start; cpu
 if [ -n "$1" ] && [ "$1" != 0 ]; then sleep "$1" 2>/dev/null || sleep 1; fi
 sec cpu_mid; cpu
@@ -59,15 +72,12 @@ sec cg1_mem_stat; pick /sys/fs/cgroup/memory/memory.stat total_inactive_file ina
 sec cg2_mem_max; first /sys/fs/cgroup/memory.max
 sec cg2_mem_current; first /sys/fs/cgroup/memory.current
 sec cg2_mem_stat; pick /sys/fs/cgroup/memory.stat inactive_file
-sec nproc; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null
 sec cg1_cfs_quota; first /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us /sys/fs/cgroup/cpuacct,cpu/cpu.cfs_quota_us
 sec cg1_cfs_period; first /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us /sys/fs/cgroup/cpuacct,cpu/cpu.cfs_period_us
 sec cg2_cpu_max; first /sys/fs/cgroup/cpu.max
 sec loadavg; first /proc/loadavg
 sec uptime; first /proc/uptime
-sec arch; uname -m
-sec kernel; first /proc/sys/kernel/osrelease
-sec os; if [ -r /etc/os-release ]; then pick /etc/os-release PRETTY_NAME; else uname -s; fi
+if [ -n "${HL_FACTS:-}" ]; then printf '%s\n' "$HL_FACTS"; else facts; fi
 sec docker_path; command -v docker 2>/dev/null
 root=${3:-/}
 compose() {
@@ -95,14 +105,25 @@ if [ "${2:-cli}" = cli ]; then
   if [ -n "$tmp" ]; then cat "$tmp/compose" 2>/dev/null; rm -rf "$tmp"; elif command -v docker >/dev/null 2>&1; then compose; fi
 fi
 [ -d "$root" ] || root=/
-sec df; printf '%s\n' "$root"; df -P -B1 "$root" 2>/dev/null | { read -r _h; read -r l && printf '%s\n' "$l"; }
+# df prints a header and one line (the parser takes the last); no pipe, one process.
+sec df; printf '%s\n' "$root"; df -P -B1 "$root" 2>/dev/null
 sec cpu_end; cpu
 sec end
 }
+"""
 # One write at the end: printed line by line, the output would leave the device as dozens
 # of small SSH packets, each costing both sides a round of crypto.
-out=$(main "$@"); printf '%s\n' "$out"
-"""
+METRICS_SCRIPT = METRICS_FUNCTIONS + 'HL_FACTS=\nout=$(main "$@"); printf \'%s\\n\' "$out"\n'
+# The kept shell's set-up: the functions, then the facts read once.
+KEPT_PRELUDE = METRICS_FUNCTIONS + "HL_FACTS=$(facts)\n"
+
+
+def kept_command(args: list[str], *, refresh_facts: bool = False) -> str:
+    """The command line a kept shell runs for one poll (args as for METRICS_SCRIPT)."""
+    import shlex
+
+    call = "out=$(main " + " ".join(shlex.quote(a) for a in args) + "); printf '%s\\n' \"$out\""
+    return ("HL_FACTS=$(facts); " if refresh_facts else "") + call
 
 
 @dataclass
@@ -436,6 +457,10 @@ FIRST_SAMPLE_SECONDS = 0.25
 PREVIOUS_MAX_AGE_SECONDS = 900
 # How often the slow path (docker CLI + compose version) runs even when the fast one works.
 FULL_CHECK_EVERY_SECONDS = 3600
+# How long the script may take in the kept shell: it reads files only (well under a second,
+# even on a busy Pi); the full check also starts the docker CLI twice.
+SCRIPT_TIMEOUT_SECONDS = 10
+FULL_CHECK_TIMEOUT_SECONDS = 30
 
 
 def gather(
@@ -445,6 +470,7 @@ def gather(
     runner=None,
     docker_info=None,
     known_docker: dict | None = None,
+    shell=None,
 ) -> Metrics:
     """Run the script once over the device's connection and parse it.
 
@@ -458,7 +484,9 @@ def gather(
        the script skips the docker CLI, and Docker's figures come from the API. Any API
        failure falls back to the slow path, whose CLI output says what is wrong.
 
-    `runner(args) -> (exit, stdout, stderr)` defaults to the device's pooled connection.
+    `shell(command, timeout) -> stdout`, when given, runs the script in the device's kept shell
+    (KEPT_PRELUDE, `kept_command`); otherwise `runner(args) -> (exit, stdout, stderr)`
+    runs METRICS_SCRIPT as one command, by default over the device's pooled connection.
     Returns Metrics; `cpu_counters` carries `polled_at` and `full_check_at` for the next poll.
     """
     from devices import ssh
@@ -467,6 +495,14 @@ def gather(
 
         def runner(args):
             return ssh.run(device_or_target, args)
+
+    def script(*args: str, full: bool = False) -> str:
+        if shell is not None:
+            # A device that stopped answering shows here: the kept shell waits for output.
+            timeout = FULL_CHECK_TIMEOUT_SECONDS if full else SCRIPT_TIMEOUT_SECONDS
+            return shell(kept_command(list(args), refresh_facts=full), timeout)
+        _status, out, _err = runner(["sh", "-c", METRICS_SCRIPT, "sh", *args])
+        return out
 
     now = time.time()
     state = previous or {}
@@ -480,8 +516,7 @@ def gather(
         and 0 <= now - state.get("full_check_at", 0) <= FULL_CHECK_EVERY_SECONDS
     )
     if fast:
-        args = ["sh", "-c", METRICS_SCRIPT, "sh", sleep, "skip", known_docker["docker_root_dir"]]
-        _status, out, _err = runner(args)
+        out = script(sleep, "skip", known_docker["docker_root_dir"])
         _require_complete(out)
         try:
             info = docker_info()
@@ -508,7 +543,7 @@ def gather(
                 metrics.cpu_counters["polled_at"] = now
                 metrics.cpu_counters["full_check_at"] = state.get("full_check_at", now)
                 return metrics
-    _status, out, _err = runner(["sh", "-c", METRICS_SCRIPT, "sh", sleep, "cli"])
+    out = script(sleep, "cli", full=True)
     _require_complete(out)
     metrics = parse_metrics(
         out, previous=state if recent else None, previous_max_age_seconds=PREVIOUS_MAX_AGE_SECONDS

@@ -123,6 +123,9 @@ def poll_once(device_id: int, *, count_misses: bool) -> Device:
             previous=device.cpu_counters,
             docker_info=lambda: ssh.docker_summary(device),
             known_docker=known_docker,
+            shell=lambda command, timeout: ssh.shell_call(
+                device, prelude=metrics_module.KEPT_PRELUDE, command=command, timeout=timeout
+            ),
         )
     except ssh.HostKeyChanged as exc:
         ssh.connections.close(device_id)

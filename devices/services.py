@@ -470,7 +470,7 @@ def device_update(*, device: Device, **changes) -> Device:
     if recheck:
         fields += ["status", "missed_polls", "status_detail"]
     try:
-        updated.save(update_fields=sorted(set(fields)) + ["updated"])
+        updated.save(update_fields=[*sorted(set(fields)), "updated"])
     except IntegrityError:
         raise DeviceError(
             f"A device named {updated.name} already exists. Choose another name.",
@@ -522,7 +522,9 @@ def _live_app_names(device: Device) -> list[str]:
     except ImportError:  # marketplace not installed
         return []
     queryset = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
-    return [f"{name} ({instance})" for name, instance in queryset.values_list("app_name", "instance")]
+    return [
+        f"{name} ({instance})" for name, instance in queryset.values_list("app_name", "instance")
+    ]
 
 
 def _forget_finished_apps(device: Device) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 import paramiko
 from django.conf import settings
 
+from devices.kept import DockerHTTP, KeptShell, build_docker_client
 from devices.keys import (  # noqa: F401  (part of this module's interface)
     KEY_COMMENT,
     HostKey,
@@ -332,6 +334,8 @@ class _Entry:
         self.connects = 0  # how many times this entry opened a transport (tests, benchmarks)
         self.docker = None  # docker-py client bound to `docker_transport`
         self.docker_transport: paramiko.Transport | None = None
+        self.shells: dict[str, KeptShell] = {}  # by prelude, see devices.kept
+        self.docker_http: DockerHTTP | None = None
 
 
 class ConnectionManager:
@@ -400,7 +404,7 @@ class ConnectionManager:
             with entry.lock:
                 return self._live_transport(target, entry)
 
-        client = _build_docker_client(current_transport)
+        client = build_docker_client(current_transport)
         with entry.lock:
             if entry.transport is transport:
                 entry.docker, entry.docker_transport = client, transport
@@ -439,6 +443,71 @@ class ConnectionManager:
                     ) from None
         raise AssertionError("unreachable")
 
+    def shell_call(
+        self, target: Target, *, prelude: str, command: str, timeout: float | None = None
+    ) -> str:
+        """Run `command` in the device's kept shell (devices.kept) set up with `prelude`.
+
+        The shell is started on first use and kept with the connection. When it turns out
+        dead before the command ran (the device restarted sshd, the transport dropped), a
+        new one is started once; a command that timed out is not repeated.
+        """
+        timeout = timeout or settings.SSH_COMMAND_TIMEOUT_SECONDS
+        entry = self._entry(target)
+        for attempt in (1, 2):
+            try:
+                with entry.lock:
+                    transport = self._live_transport(target, entry)
+                    shell = entry.shells.get(prelude)
+                    if shell is None or shell.transport is not transport or not shell.alive:
+                        if shell is not None:
+                            shell.close()
+                        shell = entry.shells[prelude] = KeptShell(
+                            transport, prelude, timeout=settings.SSH_CONNECT_TIMEOUT_SECONDS
+                        )
+                return shell.call(command, timeout=timeout)
+            except CommandTimeout:
+                raise
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                logger.info(
+                    "Kept shell on %s failed (%s); starting a new one",
+                    target.address,
+                    type(exc).__name__,
+                )
+                with entry.lock:
+                    entry.shells.pop(prelude, None)
+                if attempt == 2:
+                    with entry.lock:
+                        self._drop(entry)
+                    raise Unreachable(
+                        f"The connection to {target.address} keeps dropping.", reason="closed"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def docker_get(self, target: Target, path: str) -> tuple[dict, object]:
+        """GET a Docker API path over the device's kept dial-stdio channel (devices.kept).
+
+        Returns (headers, JSON). A channel that died is replaced once.
+        """
+        entry = self._entry(target)
+        for attempt in (1, 2):
+            with entry.lock:
+                transport = self._live_transport(target, entry)
+                conn = entry.docker_http
+                if conn is None or conn.transport is not transport:
+                    if conn is not None:
+                        conn.close()
+                    conn = entry.docker_http = DockerHTTP(
+                        transport, timeout=settings.SSH_COMMAND_TIMEOUT_SECONDS
+                    )
+            try:
+                return conn.get(path)
+            except (http.client.HTTPException, paramiko.SSHException, EOFError, OSError):
+                # http.client raises RemoteDisconnected when the kept channel had ended.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def adopt(self, target: Target, transport: paramiko.Transport) -> None:
         """Keep an already-open, already-verified transport as the device's connection."""
         entry = self._entry(target)
@@ -474,6 +543,11 @@ class ConnectionManager:
 
     @staticmethod
     def _drop(entry: _Entry) -> None:
+        for shell in entry.shells.values():
+            shell.close()
+        if entry.docker_http is not None:
+            entry.docker_http.close()
+        entry.shells, entry.docker_http = {}, None
         if entry.docker is not None:
             try:
                 entry.docker.close()
@@ -495,11 +569,7 @@ def run(
 
     Refuses a device whose host key changed: nothing runs until the user accepts the key.
     """
-    if getattr(device, "status", None) == "host_key_changed":
-        raise HostKeyChanged(
-            old=HostKey(device.host_key_type, device.host_key),
-            new=HostKey(device.offered_host_key_type, device.offered_host_key),
-        )
+    _refuse_changed_host_key(device)
     return connections.run(Target.from_device(device), command_args, timeout=timeout, stdin=stdin)
 
 
@@ -538,62 +608,13 @@ def remove_key_command(public_key: str) -> str:
 # --- docker-py over the same connection -----------------------------------------------------
 
 
-def _build_docker_client(get_transport, *, timeout: int = 60):
-    """A docker-py client whose every HTTP connection is a channel on our transport.
-
-    Each channel runs `docker system dial-stdio` (what docker-py's ssh:// support does,
-    minus its own SSHClient, ~/.ssh/config and known_hosts); urllib3 keeps it open, so
-    later requests cost one round trip.
-    """
-    import docker
-    from docker.transport.basehttpadapter import BaseHTTPAdapter
-    from docker.transport.sshconn import SSHConnection, SSHConnectionPool
-    from urllib3._collections import RecentlyUsedContainer
-
-    class Pool(SSHConnectionPool):
-        def __init__(self) -> None:
-            super().__init__(ssh_client=None, timeout=timeout, maxsize=4, host=None)
-
-        def _new_conn(self):
-            return SSHConnection(get_transport(), self.timeout, None)
-
-    class Adapter(BaseHTTPAdapter):
-        def __init__(self) -> None:
-            self.pools = RecentlyUsedContainer(4, dispose_func=lambda pool: pool.close())
-            super().__init__()
-
-        def get_connection(self, url, proxies=None):
-            with self.pools.lock:
-                pool = self.pools.get(url)
-                if pool is None:
-                    pool = self.pools[url] = Pool()
-                return pool
-
-    # A placeholder TCP address keeps docker-py from building its own SSH client; the
-    # adapter mounted below carries every request. No request is made before mounting.
-    client = docker.DockerClient(base_url="tcp://127.0.0.1:9", version="1.41", timeout=timeout)
-    api = client.api
-    # The requests go through our SSH channel: no proxy from the environment applies, and
-    # looking them up costs a scan of os.environ on every request.
-    api.trust_env = False
-    api.mount("http+docker://ssh", Adapter())
-    api._unmount("http://", "https://")
-    api.base_url = "http+docker://ssh"
-    api._version = api._retrieve_server_version()
-    return client
-
-
 def docker_client(device):
     """The device's docker-py `DockerClient`, over the device's one long-lived connection.
 
     Kept per device and process like the connection itself, and rebuilt when the
     connection is. Refuses a device whose host key changed.
     """
-    if getattr(device, "status", None) == "host_key_changed":
-        raise HostKeyChanged(
-            old=HostKey(device.host_key_type, device.host_key),
-            new=HostKey(device.offered_host_key_type, device.offered_host_key),
-        )
+    _refuse_changed_host_key(device)
     return connections.docker(Target.from_device(device))
 
 
@@ -603,10 +624,29 @@ def docker_summary(device) -> dict:
     GET /containers/json lists the running containers, and every answer of the daemon
     carries `Server: Docker/<version> (<os>)`. The same figures from GET /info cost the
     daemon 4-5 times as much (it also counts images, drivers and plugins), on every poll.
+    The request goes over the device's kept dial-stdio channel (devices.kept).
     """
-    api = docker_client(device).api
-    response = api._get(api._url("/containers/json"))
-    running = len(api._result(response, json=True))
-    match = re.match(r"Docker/(\S+)", response.headers.get("Server", ""))
-    version = match.group(1) if match else str(api.version().get("Version", ""))
-    return {"ServerVersion": version, "ContainersRunning": running}
+    _refuse_changed_host_key(device)
+    headers, containers = connections.docker_get(Target.from_device(device), "/containers/json")
+    match = re.match(r"Docker/(\S+)", headers.get("Server", ""))
+    version = match.group(1) if match else ""
+    if not version:
+        _headers, answer = connections.docker_get(Target.from_device(device), "/version")
+        version = str(answer.get("Version", ""))
+    return {"ServerVersion": version, "ContainersRunning": len(containers)}
+
+
+def shell_call(device, *, prelude: str, command: str, timeout: float | None = None) -> str:
+    """Run a command line in the device's kept shell (see `ConnectionManager.shell_call`)."""
+    _refuse_changed_host_key(device)
+    return connections.shell_call(
+        Target.from_device(device), prelude=prelude, command=command, timeout=timeout
+    )
+
+
+def _refuse_changed_host_key(device) -> None:
+    if getattr(device, "status", None) == "host_key_changed":
+        raise HostKeyChanged(
+            old=HostKey(device.host_key_type, device.host_key),
+            new=HostKey(device.offered_host_key_type, device.offered_host_key),
+        )

@@ -64,10 +64,7 @@ def level(pct: float | None) -> str:
 @register.inclusion_tag("partials/bar.html")
 def bar(label: str, pct: float | None, text: str = "") -> dict:
     """A labelled usage bar; colour follows `level`."""
-    if pct is not None and pct != "":
-        pct = max(0.0, min(100.0, float(pct)))
-    else:
-        pct = None
+    pct = max(0.0, min(100.0, float(pct))) if pct is not None and pct != "" else None
     return {"label": label, "pct": pct, "level": level(pct), "text": text}
 
 

@@ -6,6 +6,7 @@ dockerd. The only addresses touched are the lab's own (its bridge network).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -59,10 +60,8 @@ def _database_bytes() -> bytes:
 
 
 def _remove_quietly(device: Device) -> None:
-    try:
+    with contextlib.suppress(Device.DoesNotExist):
         services.device_remove(device=Device.objects.get(pk=device.pk))
-    except Device.DoesNotExist:
-        pass
 
 
 def test_password_onboarding_installs_our_key_and_stores_the_password_nowhere(lab, caplog):
@@ -179,6 +178,39 @@ def test_polls_reuse_one_connection(lab):
         assert DeviceMetric.objects.filter(device=device, online=True).count() == 4
     finally:
         _remove_quietly(device)
+
+
+def _kept_shells(lab, name: str) -> list[str]:
+    """Process ids of the kept shells (`sh` started by an SSH session) on a lab device."""
+    out = lab.exec(name, ["ps", "-eo", "pid=,ppid=,args="]).stdout
+    rows = [line.split(None, 2) for line in out.splitlines() if line.strip()]
+    sshd = {pid for pid, _ppid, *args in rows if args and args[0].startswith("sshd: root@")}
+    return [pid for pid, ppid, *args in rows if args == ["sh"] and ppid in sshd]
+
+
+def test_polls_run_in_one_kept_shell_and_a_killed_one_is_replaced(lab):
+    device = _add(lab, "lab-server-1")
+    try:
+        services.device_poll(device_id=device.pk)
+        shells = _kept_shells(lab, "lab-server-1")
+        assert len(shells) == 1
+        for _ in range(3):
+            assert services.device_poll(device_id=device.pk).status == DeviceStatus.ONLINE
+        assert _kept_shells(lab, "lab-server-1") == shells  # the same process every time
+
+        lab.exec("lab-server-1", ["kill", "-9", shells[0]])
+        polled = services.device_poll(device_id=device.pk)
+        assert polled.status == DeviceStatus.ONLINE and polled.missed_polls == 0
+        replaced = _kept_shells(lab, "lab-server-1")
+        assert len(replaced) == 1 and replaced != shells
+        assert ssh.connections.connects(device.pk) == 0  # a new shell, not a new connection
+    finally:
+        _remove_quietly(device)
+    # Removing the device closes the connection, and its shell ends with it.
+    deadline = time.monotonic() + 10
+    while _kept_shells(lab, "lab-server-1") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _kept_shells(lab, "lab-server-1") == []
 
 
 def test_a_replaced_host_key_gives_host_key_changed_and_nothing_runs(lab):
