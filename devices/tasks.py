@@ -36,25 +36,26 @@ def poll_device(device_id: int) -> str:
     except Device.DoesNotExist:
         return "removed"
     if device.status == "online":
-        _check_shared_databases(device_id)
-        _after_poll_deployments(device_id)
+        # The hooks get the device as the poll left it instead of reading it again.
+        _check_shared_databases(device)
+        _after_poll_deployments(device)
     return device.status
 
 
-def _check_shared_databases(device_id: int) -> None:
+def _check_shared_databases(device) -> None:
     """Shared database servers are health-checked on every poll (restarted if stopped)."""
     try:
         from pooling.tasks import check_shared_instances
     except ImportError:  # pooling not installed
         return
     try:
-        for sentence in check_shared_instances(device_id):
+        for sentence in check_shared_instances(device.pk, device=device):
             logger.warning("%s", sentence)
     except Exception:  # a failed check must not fail the poll; it is tried again next time
-        logger.exception("Checking the shared databases of device %s failed", device_id)
+        logger.exception("Checking the shared databases of device %s failed", device.pk)
 
 
-def _after_poll_deployments(device_id: int) -> None:
+def _after_poll_deployments(device) -> None:
     """Deployments see the poll: measured apps' reservations released, and the undos the
     device missed while it was away run now."""
     try:
@@ -62,9 +63,9 @@ def _after_poll_deployments(device_id: int) -> None:
     except ImportError:  # marketplace not installed
         return
     try:
-        deployments_after_poll(device_id=device_id)
+        deployments_after_poll(device_id=device.pk, device=device)
     except Exception:  # a failed cleanup must not fail the poll; it is tried again next time
-        logger.exception("The deployments' after-poll work on device %s failed", device_id)
+        logger.exception("The deployments' after-poll work on device %s failed", device.pk)
 
 
 def poll_all(scheduled_for: str | None = None) -> int:

@@ -203,7 +203,7 @@ def _cleanup_one(deployment: Deployment) -> int:
 
 
 # ----------------------------------------------------------------------- the poll hook
-def deployments_after_poll(*, device_id: int) -> None:
+def deployments_after_poll(*, device_id: int, device: Device | None = None) -> None:
     """Called after each successful poll of a device (devices.tasks.poll_device).
 
     1. Reservations of apps that reached running before this poll started are released:
@@ -213,8 +213,14 @@ def deployments_after_poll(*, device_id: int) -> None:
     """
     from scheduling.services import reservations_release
 
-    device = Device.objects.filter(pk=device_id).first()
+    if device is None:
+        device = Device.objects.filter(pk=device_id).first()
     if device is None or device.last_seen is None:
+        return
+    # One small query on most polls: nothing reserved and nothing to undo on this device.
+    if not Deployment.objects.filter(
+        Q(device_id=device_id) & (Q(reservation_id__isnull=False) | Q(cleanup_pending=True))
+    ).exists():
         return
     measured = Deployment.objects.filter(
         device_id=device_id,

@@ -6,9 +6,11 @@ from devices.models import Device
 from pooling.services import shared_instances_check
 
 
-def check_shared_instances(device_id: int) -> list[str]:
-    """Health check of one device's shared instances (run after each device poll)."""
-    device = Device.objects.filter(pk=device_id).first()
+def check_shared_instances(device_id: int, *, device: Device | None = None) -> list[str]:
+    """Health check of one device's shared instances (run after each device poll, which
+    passes the device it just wrote)."""
+    if device is None:
+        device = Device.objects.filter(pk=device_id).first()
     if device is None or device.status != "online":
         return []
     return shared_instances_check(device=device)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from django import db
 
-from devices import services
+from devices import services, tasks
 from devices.metrics import METRICS_SCRIPT
 from devices.models import Device
 from devices.ssh import connections
@@ -109,23 +109,26 @@ def test_one_poll_vs_fresh_ssh_vs_ansible(lab_devices, key_file, report):
 def test_full_poll_cycle_vs_one_device(lab, lab_devices, report):
     """One device vs. all lab devices polled side by side, as the worker tasks run them.
 
+    Each poll is the worker's whole task (devices.tasks.poll_device): the poll, then the
+    shared-database check and the deployments' after-poll work.
+
     The two are measured alternately (one, all, one, all, ...) so both see the same load
     on this machine, whose 2 cores also run the lab devices. The threads live as long as
     the measurement, like worker processes do.
     """
     for device in lab_devices:
-        services.device_poll(device_id=device.id)
+        tasks.poll_device(device.id)
     ones, cycles, sequentials, cpu_per_poll, device_cpu_per_poll = [], [], [], [], []
     with ThreadPoolExecutor(max_workers=len(lab_devices)) as pool:
 
         def cycle_parallel():
-            list(pool.map(lambda d: services.device_poll(device_id=d.id), lab_devices))
+            list(pool.map(lambda d: tasks.poll_device(d.id), lab_devices))
 
-        list(pool.map(lambda d: services.device_poll(device_id=d.id), lab_devices))  # warm
+        list(pool.map(lambda d: tasks.poll_device(d.id), lab_devices))  # warm
         for _ in range(CYCLE_RUNS):
             cpu = time.process_time()
             start = time.perf_counter()
-            services.device_poll(device_id=lab_devices[0].id)
+            tasks.poll_device(lab_devices[0].id)
             ones.append(time.perf_counter() - start)
             cpu_per_poll.append(time.process_time() - cpu)
             start = time.perf_counter()
@@ -134,7 +137,7 @@ def test_full_poll_cycle_vs_one_device(lab, lab_devices, report):
             device_cpu = _devices_cpu_ns(lab)
             start = time.perf_counter()
             for device in lab_devices:
-                services.device_poll(device_id=device.id)
+                tasks.poll_device(device.id)
             sequentials.append(time.perf_counter() - start)
             if device_cpu is not None and (after := _devices_cpu_ns(lab)) is not None:
                 device_cpu_per_poll.append((after - device_cpu) / len(lab_devices) / 1e6)
@@ -196,11 +199,11 @@ def _devices_cpu_ns(lab) -> int | None:
 
 def _connect_in_worker(device_ids: list[int]) -> None:
     for device_id in device_ids:
-        services.device_poll(device_id=device_id)
+        tasks.poll_device(device_id)
 
 
 def _poll_in_worker(device_id: int) -> None:
-    services.device_poll(device_id=device_id)
+    tasks.poll_device(device_id)
 
 
 def _rss_kb(pid: int) -> int:

@@ -287,13 +287,15 @@ def test_the_poll_task_calls_the_deployments_hook_after_a_successful_poll(device
     from devices import tasks
 
     monkeypatch.setattr(tasks.services, "device_poll", lambda device_id: device)
-    monkeypatch.setattr(tasks, "_check_shared_databases", lambda device_id: None)
+    monkeypatch.setattr(tasks, "_check_shared_databases", lambda device: None)
     seen = []
     monkeypatch.setattr(
-        services, "deployments_after_poll", lambda device_id: seen.append(device_id)
+        services,
+        "deployments_after_poll",
+        lambda device_id, device: seen.append((device_id, device.pk)),
     )
     assert tasks.poll_device(device.pk) == "online"
-    assert seen == [device.pk]
+    assert seen == [(device.pk, device.pk)]
 
 
 def test_releasing_several_reservations_counts_only_the_active_ones(device):
