@@ -24,6 +24,9 @@ from pooling.models import PooledDatabase, SharedInstance
 logger = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 180
+# The poll's health check reads memory (docker stats) and database sizes (SQL) at most this
+# often: both start processes on the device, the "is it running" check does not.
+MEASURE_EVERY_SECONDS = 300
 
 
 class PoolingError(Exception):
@@ -405,13 +408,19 @@ def shared_instance_measure_baseline(
 
 
 # ------------------------------------------------------------------------------ health
-def shared_instances_check(*, device, shell=None) -> list[str]:
+def shared_instances_check(
+    *, device, shell=None, measure_every: float | None = None, container_state=None
+) -> list[str]:
     """Health of the device's shared instances, for every poll.
 
     1. Each live instance whose server is not running (stopped, killed, removed by hand)
        is started again from its compose file and reported.
-    2. Each running one has its memory measured and its databases' sizes read.
-    Returns one sentence per instance that needed attention.
+    2. Each running one has its memory measured and its databases' sizes read: always, or
+       with `measure_every` only when the last measure is older than that many seconds
+       (and after a restart).
+    `container_state(instance) -> (id, state)` finds the server (default: `docker ps`; the
+    poll passes a Docker API look-up over the device's kept channel, which starts nothing
+    on the device). Returns one sentence per instance that needed attention.
     """
     shell = _shell_for(device, shell)
     said = []
@@ -420,8 +429,13 @@ def shared_instances_check(*, device, shell=None) -> list[str]:
     ):
         instance.device = device
         _add_secret(shell, instance.admin_password)
-        container, state = _container(shell, instance)
+        if container_state is not None:
+            container, state = container_state(instance)
+        else:
+            container, state = _container(shell, instance)
+        restarted = False
         if not container or state != "running":
+            restarted = True
             SharedInstance.objects.filter(pk=instance.pk).update(
                 status=SharedInstance.Status.STOPPED
             )
@@ -442,9 +456,43 @@ def shared_instances_check(*, device, shell=None) -> list[str]:
             )
             said.append(f"{instance.project} on {device.name} was {state or 'gone'}; restarted")
             logger.warning(said[-1])
-        shared_instance_measure(instance=instance, shell=shell)
-        _measure_sizes(shell, instance, container)
+        if restarted or measure_due(instance, measure_every):
+            shared_instance_measure(instance=instance, shell=shell)
+            _measure_sizes(shell, instance, container)
     return said
+
+
+def measure_due(instance: SharedInstance, every: float | None, now=None) -> bool:
+    """Whether the instance's memory and sizes should be read now (see shared_instances_check)."""
+    if every is None or instance.measured_at is None:
+        return True
+    now = now or timezone.now()
+    return (now - instance.measured_at).total_seconds() >= every
+
+
+def container_state_api(device, instance: SharedInstance) -> tuple[str, str]:
+    """(container id, state) of the shared instance's server from the Docker API over the
+    device's kept channel (devices.ssh.docker_get): the same answer as `_container`."""
+    import json
+    from urllib.parse import quote
+
+    from devices import ssh
+
+    spec = engines.ENGINES[instance.engine]
+    filters = json.dumps(
+        {
+            "label": [
+                f"com.docker.compose.project={instance.project}",
+                f"com.docker.compose.service={spec.service}",
+            ]
+        }
+    )
+    _headers, containers = ssh.connections.docker_get(
+        ssh.Target.from_device(device), f"/containers/json?all=1&filters={quote(filters)}"
+    )
+    if not containers:
+        return "", ""
+    return str(containers[0].get("Id", ""))[:12], str(containers[0].get("State", ""))
 
 
 def _measure_sizes(shell, instance: SharedInstance, container: str) -> None:

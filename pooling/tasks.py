@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from devices.models import Device
+from pooling.instances import MEASURE_EVERY_SECONDS, container_state_api
 from pooling.services import shared_instances_check
 
 
@@ -13,4 +14,8 @@ def check_shared_instances(device_id: int, *, device: Device | None = None) -> l
         device = Device.objects.filter(pk=device_id).first()
     if device is None or device.status != "online":
         return []
-    return shared_instances_check(device=device)
+    return shared_instances_check(
+        device=device,
+        measure_every=MEASURE_EVERY_SECONDS,
+        container_state=lambda instance: container_state_api(device, instance),
+    )

@@ -172,8 +172,11 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         from pooling.selectors import pooling_saved_ram_bytes, shared_instance_saved_bytes
         from pooling.services import shared_instance_measure_baseline, shared_instances_check
 
+        from pooling.tasks import check_shared_instances
+
         lab.exec(DEVICE, ["docker", "kill", containers[0]], check=True)
-        said = shared_instances_check(device=device)
+        # what every poll runs: the server looked up through the Docker API, no CLI
+        said = check_shared_instances(device.pk)
         assert len(said) == 1 and "restarted" in said[0], said
         containers = pool_containers(lab, project)
         assert len(containers) == 1

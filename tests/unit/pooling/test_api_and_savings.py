@@ -220,3 +220,21 @@ def test_a_device_without_room_for_a_shared_server_is_refused_with_what_to_do():
     with pytest.raises(PoolingError) as caught:
         shared_instance_ensure(device=device, engine="redis", shell=object())
     assert "has only 2 MB of free memory; a shared Redis needs about 4 MB" in caught.value.message
+
+
+def test_the_poll_measures_memory_and_sizes_only_when_due():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pooling.instances import MEASURE_EVERY_SECONDS, measure_due
+    from pooling.models import SharedInstance
+
+    now = timezone.now()
+    never = SharedInstance(measured_at=None)
+    fresh = SharedInstance(measured_at=now - timedelta(seconds=30))
+    stale = SharedInstance(measured_at=now - timedelta(seconds=MEASURE_EVERY_SECONDS + 1))
+    assert measure_due(never, MEASURE_EVERY_SECONDS, now)
+    assert not measure_due(fresh, MEASURE_EVERY_SECONDS, now)
+    assert measure_due(stale, MEASURE_EVERY_SECONDS, now)
+    assert measure_due(fresh, None, now)  # direct calls always measure
