@@ -435,7 +435,37 @@ def shared_instances_check(
             container, state = _container(shell, instance)
         restarted = False
         if not container or state != "running":
-            restarted = True
+            outcome = _restart_under_lease(shell, device, instance, state)
+            if outcome is None:  # a deployment is working on the device, or removed it
+                continue
+            restarted, sentence, container = outcome
+            said.append(sentence)
+            logger.warning(sentence)
+            if not restarted:
+                continue
+        if restarted or measure_due(instance, measure_every):
+            shared_instance_measure(instance=instance, shell=shell)
+            _measure_sizes(shell, instance, container)
+    return said
+
+
+def _restart_under_lease(shell, device, instance: SharedInstance, state: str):
+    """Start a stopped shared server again, holding the device's deployment lease so that a
+    deployment removing this server at the same moment is never undone by the check.
+
+    Returns None when the device is busy (the next poll looks again) or the server was
+    removed meanwhile; else (restarted, sentence, container id).
+    """
+    import uuid
+
+    from marketplace.services import DeploymentError, device_lease
+
+    holder = f"pool-check-{instance.pk}-{uuid.uuid4().hex[:8]}"
+    try:
+        with device_lease(device_id=device.pk, holder=holder, wait_seconds=0):
+            current = SharedInstance.objects.filter(pk=instance.pk).values_list("status", flat=True)
+            if not current or current[0] == SharedInstance.Status.REMOVED:
+                return None
             SharedInstance.objects.filter(pk=instance.pk).update(
                 status=SharedInstance.Status.STOPPED
             )
@@ -446,20 +476,27 @@ def shared_instances_check(
                 SharedInstance.objects.filter(pk=instance.pk).update(
                     status=SharedInstance.Status.FAILED
                 )
-                said.append(
-                    f"{instance.project} on {device.name} is down and did not restart: {exc}"
+                return (
+                    False,
+                    f"{instance.project} on {device.name} is down and did not restart: {exc}",
+                    "",
                 )
-                logger.warning(said[-1])
-                continue
             SharedInstance.objects.filter(pk=instance.pk).update(
                 status=SharedInstance.Status.RUNNING
             )
-            said.append(f"{instance.project} on {device.name} was {state or 'gone'}; restarted")
-            logger.warning(said[-1])
-        if restarted or measure_due(instance, measure_every):
-            shared_instance_measure(instance=instance, shell=shell)
-            _measure_sizes(shell, instance, container)
-    return said
+            return (
+                True,
+                f"{instance.project} on {device.name} was {state or 'gone'}; restarted",
+                container,
+            )
+    except DeploymentError:
+        logger.info(
+            "%s on %s is not running, but a deployment is working on the device; "
+            "the next poll looks again",
+            instance.project,
+            device.name,
+        )
+        return None
 
 
 def measure_due(instance: SharedInstance, every: float | None, now=None) -> bool:

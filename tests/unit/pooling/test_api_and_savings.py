@@ -238,3 +238,50 @@ def test_the_poll_measures_memory_and_sizes_only_when_due():
     assert not measure_due(fresh, MEASURE_EVERY_SECONDS, now)
     assert measure_due(stale, MEASURE_EVERY_SECONDS, now)
     assert measure_due(fresh, None, now)  # direct calls always measure
+
+
+class _NoShell:
+    """Records commands; the check must not run any while a deployment holds the device."""
+
+    def __init__(self):
+        self.secrets, self.ran = [], []
+
+    def run(self, args, **kw):
+        self.ran.append(args)
+        return 1, "", "no device here"
+
+    def check(self, args, **kw):
+        self.ran.append(args)
+        raise AssertionError("no command expected")
+
+
+def test_a_stopped_shared_server_is_left_alone_while_a_deployment_holds_the_device():
+    from marketplace.services import device_lease
+    from pooling.services import shared_instances_check
+
+    device = _device()
+    instance = _instance(device)
+    shell = _NoShell()
+    with device_lease(device_id=device.pk, holder="someone-deploying"):
+        said = shared_instances_check(
+            device=device, shell=shell, container_state=lambda i: ("", "exited")
+        )
+    assert said == [] and shell.ran == []
+    assert SharedInstance.objects.get(pk=instance.pk).status == "running"  # untouched
+
+
+def test_a_shared_server_removed_meanwhile_is_not_started_again():
+    from pooling.services import shared_instances_check
+
+    device = _device()
+    instance = _instance(device)
+    shell = _NoShell()
+
+    def state(found):
+        # the removal finished between the look-up and the restart
+        SharedInstance.objects.filter(pk=found.pk).update(status="removed")
+        return "", "exited"
+
+    assert shared_instances_check(device=device, shell=shell, container_state=state) == []
+    assert shell.ran == []
+    assert SharedInstance.objects.get(pk=instance.pk).status == "removed"
