@@ -11,7 +11,6 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -177,9 +176,13 @@ def poll_once(device_id: int, *, count_misses: bool) -> Device:
             "last_polled": now,
             **metric_fields(m),
         }
-        with transaction.atomic():
-            updated = queryset.exclude(status=DeviceStatus.HOST_KEY_CHANGED).update(**fields)
-            history_row(device_id, m, now=now, seconds=seconds).save()
+        # Two short writes rather than one transaction: with SQLite, a transaction holds the
+        # database's one write lock while Django builds its statements (~2 ms), and the
+        # other devices' polls, finishing at the same moment, sleep until it is free. A
+        # history row without the device's update (or the reverse) is harmless.
+        row = history_row(device_id, m, now=now, seconds=seconds)
+        updated = queryset.exclude(status=DeviceStatus.HOST_KEY_CHANGED).update(**fields)
+        row.save()
         if updated:
             # What was just written, without reading the row back.
             for name, value in fields.items():
