@@ -168,13 +168,20 @@ def poll_once(device_id: int, *, count_misses: bool) -> Device:
     else:
         seconds = time.monotonic() - started
         status, detail = docker_status(m, device.username)
+        # Figures that did not change since the row was read (versions, totals, arch...) are
+        # not written again: fewer columns, a shorter statement to build and run.
+        changed = {
+            name: value
+            for name, value in metric_fields(m).items()
+            if getattr(device, name) != value
+        }
         fields = {
             "status": status,
             "status_detail": detail,
             "missed_polls": 0,
             "last_seen": now,
             "last_polled": now,
-            **metric_fields(m),
+            **changed,
         }
         # Two short writes rather than one transaction: with SQLite, a transaction holds the
         # database's one write lock while Django builds its statements (~2 ms), and the
