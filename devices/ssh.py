@@ -420,63 +420,61 @@ class ConnectionManager:
     ) -> tuple[int, str, str]:
         command = quote_command(args)
         entry = self._entry(target)
-        for attempt in (1, 2):
+
+        def attempt(number: int):
             with entry.lock:
-                transport = self._live_transport(target, entry, fresh=attempt == 2)
-            try:
-                return exec_on(transport, command, timeout=timeout, stdin=stdin)
-            except CommandTimeout:
-                raise
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                # The session could not start: the transport died under us. Reconnect once;
-                # the command had not started, so running it on the new transport is safe.
-                logger.info(
-                    "SSH session to %s failed (%s); reconnecting",
-                    target.address,
-                    type(exc).__name__,
-                )
-                if attempt == 2:
-                    with entry.lock:
-                        self._drop(entry)
-                    raise Unreachable(
-                        f"The connection to {target.address} keeps dropping.", reason="closed"
-                    ) from None
-        raise AssertionError("unreachable")
+                transport = self._live_transport(target, entry, fresh=number == 2)
+            return exec_on(transport, command, timeout=timeout, stdin=stdin)
+
+        # A session that could not start means the transport died under us: the command
+        # had not started, so running it on a new transport is safe.
+        return self._twice(target, entry, attempt, retry="reconnecting")
 
     def shell_call(
         self, target: Target, *, prelude: str, command: str, timeout: float | None = None
     ) -> str:
         """Run `command` in the device's kept shell (devices.kept) set up with `prelude`.
 
-        The shell is started on first use and kept with the connection. When it turns out
-        dead before the command ran (the device restarted sshd, the transport dropped), a
-        new one is started once; a command that timed out is not repeated.
+        The shell is started on first use and kept with the connection. When it fails (the
+        device restarted sshd, someone killed it, the transport dropped), a new one is
+        started and the command sent again, once: commands sent here must be safe to repeat
+        (the metrics script only reads). A command that timed out is not repeated.
         """
         timeout = timeout or settings.SSH_COMMAND_TIMEOUT_SECONDS
         entry = self._entry(target)
-        for attempt in (1, 2):
+
+        def attempt(_number: int) -> str:
+            with entry.lock:
+                transport = self._live_transport(target, entry)
+                shell = entry.shells.get(prelude)
+                if shell is None or shell.transport is not transport or not shell.alive:
+                    if shell is not None:
+                        shell.close()
+                    shell = entry.shells[prelude] = KeptShell(
+                        transport, prelude, timeout=settings.SSH_CONNECT_TIMEOUT_SECONDS
+                    )
             try:
-                with entry.lock:
-                    transport = self._live_transport(target, entry)
-                    shell = entry.shells.get(prelude)
-                    if shell is None or shell.transport is not transport or not shell.alive:
-                        if shell is not None:
-                            shell.close()
-                        shell = entry.shells[prelude] = KeptShell(
-                            transport, prelude, timeout=settings.SSH_CONNECT_TIMEOUT_SECONDS
-                        )
                 return shell.call(command, timeout=timeout)
+            except BaseException:
+                with entry.lock:
+                    if entry.shells.get(prelude) is shell:
+                        del entry.shells[prelude]
+                raise
+
+        return self._twice(target, entry, attempt, retry="starting a new shell")
+
+    def _twice(self, target: Target, entry: _Entry, attempt, *, retry: str):
+        """attempt(1), and once more after an SSH-level failure; then Unreachable."""
+        for number in (1, 2):
+            try:
+                return attempt(number)
             except CommandTimeout:
                 raise
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 logger.info(
-                    "Kept shell on %s failed (%s); starting a new one",
-                    target.address,
-                    type(exc).__name__,
+                    "SSH work on %s failed (%s); %s", target.address, type(exc).__name__, retry
                 )
-                with entry.lock:
-                    entry.shells.pop(prelude, None)
-                if attempt == 2:
+                if number == 2:
                     with entry.lock:
                         self._drop(entry)
                     raise Unreachable(
