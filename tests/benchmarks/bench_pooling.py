@@ -11,8 +11,11 @@ On one lab device, with the real servers of the lab (PostgreSQL 15, MariaDB 10.1
 
 Both setups run side by side on the device; the steps are the same for both:
 
-1. Start, wait until the server answers over TCP (the product's readiness check), create
-   five databases; memory "idle" is read 10 s later.
+1. Start, wait until the server answers over TCP (the product's readiness check); the
+   shared server gets five databases and roles from the product's own SQL
+   (`engines.provision_sql`), each separate PostgreSQL its app's database the way a
+   bundled one does (POSTGRES_DB, created by the image's entrypoint at first start; a
+   separate MariaDB: CREATE DATABASE). Memory "idle" is read 10 s later.
 2. Load, all five apps at once, one client process per app inside its server's container:
    PostgreSQL `pgbench -i -s 1` once, then ROUNDS rounds of `pgbench -c 2 -t N` (a fixed
    number of transactions, so both sides do the same work); MariaDB ROUNDS rounds of
@@ -29,7 +32,9 @@ Both setups run side by side on the device; the steps are the same for both:
 Memory is what `docker stats` shows (cgroup v1: usage minus total_inactive_file), summed
 over the containers; a breakdown from the containers' memory.stat (anonymous memory, shared
 memory, i.e. PostgreSQL's shared buffers, active page cache, kernel memory) and the
-processes' anonymous memory (smaps_rollup) says where it goes. Printed, never asserted.
+processes' anonymous memory (smaps_rollup) says where it goes; for PostgreSQL, the size of
+the apps' data after load (their tables and indexes, which the load touches entirely) says
+how much of the goal the data alone takes. Printed, never asserted.
 Goals (issue 5): shared memory at most 0.35x of five separate servers, throughput per app
 at least 0.9x.
 """
@@ -134,18 +139,21 @@ def _wait(lab, engine: str, container: str) -> None:
         time.sleep(1)
 
 
-def _start_separate(lab, tag: str, engine: str) -> list[str]:
+def _start_separate(lab, tag: str, engine: str, databases: list[str]) -> list[str]:
     """Five standalone servers as the product measures its "without pooling" baseline
     (`engines.baseline_run`: the image's defaults, the admin password; MariaDB with the
-    nofile limit a bundled one needs), each with a data volume as an app's would have."""
+    nofile limit a bundled one needs), each with a data volume as an app's would have.
+    PostgreSQL: each gets its app's database as a bundled one does (POSTGRES_DB: the
+    image's entrypoint creates it at first start, before the final server starts)."""
     options, _ = engines.baseline_run(engine, PASSWORD)
     image, _ = engines.image_version(engine)
     names = []
     for i in range(APPS):
         name = f"bench-pool-{tag}-{engine}-{i}"
+        bundled = ["-e", f"POSTGRES_DB={databases[i]}"] if engine == "postgres" else []
         run = _sh(
             lab,
-            ["docker", "run", "-d", "--name", name, "--label", LABEL, *options,
+            ["docker", "run", "-d", "--name", name, "--label", LABEL, *options, *bundled,
              "--volume", engines.ENGINES[engine].data_path, image],
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
@@ -225,6 +233,30 @@ def _init(lab, engine: str, containers: list[str], databases: list[str]) -> None
             assert done.returncode == 0, done.stderr
 
 
+def _pg_sizes(lab, containers: list[str], databases: list[str]) -> dict[str, int]:
+    """The apps' data after load, summed over the databases: each database's size on disk
+    (pg_database_size: its catalogs too) and its own tables and indexes (the pages the
+    load touches)."""
+    query = (
+        "SELECT pg_database_size(current_database()) || ' ' || coalesce(sum("
+        "pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n ON "
+        "n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm');\n"
+    )
+    sizes = {"database": 0, "tables": 0}
+    for i, database in enumerate(databases):
+        container = containers[i % len(containers)]
+        done = _sh(
+            lab,
+            ["docker", "exec", "-i", container, "psql", "-U", "postgres", "-d", database, "-tA"],
+            input=query,
+        )
+        assert done.returncode == 0, done.stderr
+        database_bytes, tables_bytes = done.stdout.split()
+        sizes["database"] += int(database_bytes)
+        sizes["tables"] += int(tables_bytes)
+    return sizes
+
+
 def _round(lab, engine: str, containers: list[str], databases: list[str]) -> list[float]:
     """One round: every app's client at once; the rate per app."""
     where = [(containers[i % len(containers)], databases[i]) for i in range(APPS)]
@@ -237,17 +269,19 @@ def _compare(lab, tag: str, engine: str, command: list[str] | None = None) -> di
     """Both setups side by side on the device, loaded in turns (separate, shared; then
     shared, separate; ...) so that a busy moment of the machine hits both alike."""
     databases = [f"app{i}" for i in range(APPS)]
-    ident = engines.pg_ident if engine == "postgres" else engines.my_ident
     sides: dict[str, dict] = {"separate": {"rates": []}, "shared": {"rates": []}}
     try:
-        sides["separate"]["containers"] = _start_separate(lab, tag, engine)
+        sides["separate"]["containers"] = _start_separate(lab, tag, engine, databases)
         sides["shared"]["containers"] = _start_shared(lab, tag, engine, command)
         for side in sides.values():
             for container in side["containers"]:
                 _wait(lab, engine, container)
-            for i, database in enumerate(databases):
-                container = side["containers"][i % len(side["containers"])]
-                _sql(lab, engine, container, f"CREATE DATABASE {ident(database)};")
+        if engine == "mariadb":  # a bundled PostgreSQL got its database at first start
+            for container, database in zip(sides["separate"]["containers"], databases, strict=True):
+                _sql(lab, engine, container, f"CREATE DATABASE {engines.my_ident(database)};")
+        for database in databases:  # the product's own SQL: database, role, isolation
+            sql = engines.provision_sql(engine, database=database, role=database, password=PASSWORD)
+            _sql(lab, engine, sides["shared"]["containers"][0], sql)
         time.sleep(10)
         for side in sides.values():
             side["idle"] = _memory(lab, side["containers"])
@@ -264,6 +298,9 @@ def _compare(lab, tag: str, engine: str, command: list[str] | None = None) -> di
                 if n == ROUNDS - 1:  # right after its own last round
                     side["loaded"] = _memory(lab, side["containers"])
                     side["loaded_stat"] = _breakdown(lab, side["containers"])
+        if engine == "postgres":
+            for side in sides.values():
+                side["sizes"] = _pg_sizes(lab, side["containers"], databases)
     finally:
         _remove(lab, tag, engine)
     for side in sides.values():
@@ -311,6 +348,18 @@ def _report(report, engine: str, sides: dict, seconds: float) -> None:
             f"{cached['separate']:.0f} MiB, shared {cached['shared']:.0f} MiB; the rest: "
             f"separate {separate['loaded'] / MIB - cached['separate']:.0f} MiB, shared "
             f"{shared['loaded'] / MIB - cached['shared']:.0f} MiB"
+        )
+        tables = shared["sizes"]["tables"] / MIB
+        goal = 0.35 * separate["loaded"] / MIB
+        report(
+            f"  the apps' data after load (five databases): tables and indexes separate "
+            f"{separate['sizes']['tables'] / MIB:.1f} MiB, shared {tables:.1f} MiB (whole "
+            f"databases with their catalogs: {separate['sizes']['database'] / MIB:.1f} / "
+            f"{shared['sizes']['database'] / MIB:.1f} MiB); the load touches every page of "
+            f"them. 0.35x of separate is {goal:.0f} MiB: the shared server's data alone is "
+            f"{tables / goal:.0%} of it, leaving {goal - tables:.0f} MiB for the server "
+            f"itself (its processes, kernel memory, buffer headers and catalogs: "
+            f"{shared['idle'] / MIB:.0f} MiB when idle, before any app data)"
         )
     system = shared["system"] / separate["system"]
     mean_rates = statistics.mean(shared["per_app"]) / statistics.mean(separate["per_app"])

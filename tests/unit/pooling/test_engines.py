@@ -82,6 +82,17 @@ def test_postgres_sql_isolates_the_app():
     assert "CREATE DATABASE" in sql and "\\gexec" in sql
 
 
+def test_postgres_database_is_copied_by_files_not_through_the_shared_buffers():
+    # FILE_COPY keeps template1's pages out of the shared server's buffers (measured in
+    # tests/benchmarks/bench_pooling.py); the quoted names stay inside the one statement
+    sql = engines.provision_sql("postgres", database="app_a", role="app_b", password="p" * 40)
+    [create] = [line for line in sql.splitlines() if "CREATE DATABASE" in line]
+    assert create.startswith(
+        'SELECT \'CREATE DATABASE "app_a" OWNER "app_b" STRATEGY = FILE_COPY\''
+    )
+    assert create.endswith("WHERE datname = 'app_a')\\gexec")
+
+
 def test_mariadb_sql_grants_only_its_own_database():
     sql = engines.provision_sql(
         "mariadb", database="monica_x_1", role="monica_x_1", password="p" * 40
