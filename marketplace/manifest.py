@@ -118,6 +118,10 @@ class DatabaseNeed(_Strict):
     bundled_service: str | None = None
     # the service that reads the env vars (default: main_service)
     service: str | None = None
+    # PostgreSQL only: extensions the app creates in its database (`CREATE EXTENSION`). The
+    # shared server offers PostgreSQL's own trusted ones (pg_trgm, uuid-ossp, ...); an app
+    # needing another (Immich: pgvecto.rs' `vectors`) keeps its bundled server.
+    extensions: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]] = []
 
 
 class Manifest(_Strict):
@@ -274,6 +278,13 @@ def manifest_problems(m: Manifest, folder: Path) -> list[tuple[str, str]]:
                 (
                     f"requires_database[{i}].env",
                     "names no env var; give at least one of host, port, database, user, password, url",
+                )
+            )
+        if need.extensions and need.engine != "postgres":
+            problems.append(
+                (
+                    f"requires_database[{i}].extensions",
+                    "is only for PostgreSQL (extensions the app creates); remove it",
                 )
             )
         if need.env.prefix and need.engine != "redis":

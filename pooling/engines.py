@@ -430,16 +430,45 @@ def baseline_run(engine: str, password: str) -> tuple[list[str], list[str]]:
     raise ValueError(f"the pool does not offer {engine!r}")
 
 
-def need_poolable(engine: str, roles: set[str]) -> tuple[bool, str]:
-    """Whether a need of `engine` (pool name) mapping these env roles can use the pool, and
-    in words why not."""
+# PostgreSQL extensions an app's role may create in its own database on the shared server:
+# the trusted ones that ship with PostgreSQL (contrib, in the official image), which a
+# database owner without SUPERUSER can create since PostgreSQL 13. Anything else (a vector
+# extension, PostGIS, TimescaleDB) needs a server built with it and a superuser.
+SHARED_POSTGRES_EXTENSIONS = frozenset(
+    {
+        "btree_gin", "btree_gist", "citext", "cube", "dict_int", "fuzzystrmatch", "hstore",
+        "intarray", "isn", "lo", "ltree", "pg_trgm", "pgcrypto", "plpgsql", "seg",
+        "tablefunc", "tcn", "tsm_system_rows", "tsm_system_time", "unaccent", "uuid-ossp",
+    }
+)  # fmt: skip
+
+
+def need_poolable(
+    engine: str, roles: set[str], extensions: list[str] | tuple[str, ...] = ()
+) -> tuple[bool, str]:
+    """Whether a need of `engine` (pool name) mapping these env roles and creating these
+    extensions can use the pool, and in words why not."""
     if engine not in POOLED_ENGINES:
         return False, f"the database pool does not offer {engine}"
     if engine == "redis":
         from pooling import redis_acl
 
         return redis_acl.poolable_roles(roles)
+    missing = sorted(set(extensions) - SHARED_POSTGRES_EXTENSIONS)
+    if engine == "postgres" and missing:
+        names = ", ".join(missing)
+        return False, (
+            f"it needs the PostgreSQL add-on{'s' if len(missing) > 1 else ''} {names}, which "
+            "the shared PostgreSQL does not include"
+        )
     return True, ""
+
+
+def manifest_need_poolable(need) -> tuple[bool, str]:
+    """`need_poolable` for a recipe manifest's database need (marketplace.manifest.DatabaseNeed)."""
+    return need_poolable(
+        MANIFEST_ENGINES[need.engine], set(need.env.names()), getattr(need, "extensions", ())
+    )
 
 
 def image_version(engine: str) -> tuple[str, str]:

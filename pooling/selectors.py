@@ -113,10 +113,9 @@ def pooling_recommendations() -> list[dict]:
 
 def pooling_preview(*, device, recipe, config: dict | None = None) -> list[str]:
     """Sentences for the deploy wizard's resource preview: which shared server the app
-    would use on `device`, and what that saves or costs."""
-    from pooling.services import pooling_applies
-
-    if not pooling_applies(recipe, config):
+    would use on `device`, and what that saves or costs; for a database it keeps bundled,
+    why (nothing when the person chose bundled databases)."""
+    if (config or {}).get("bundled_databases"):
         return []
     out = []
     for need in recipe.manifest.requires_database:
@@ -146,8 +145,7 @@ def pooling_preview(*, device, recipe, config: dict | None = None) -> list[str]:
 
 
 def _why(need) -> tuple[bool, str]:
-    engine = engines.MANIFEST_ENGINES[need.engine]
-    return engines.need_poolable(engine, set(need.env.names()))
+    return engines.manifest_need_poolable(need)
 
 
 def _poolable(need) -> bool:

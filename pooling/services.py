@@ -261,8 +261,7 @@ def _poolable(need) -> bool:
 def need_poolable(need) -> tuple[bool, str]:
     """Whether the pool serves a manifest's database need, and in words why not (a Redis
     need whose app cannot put its keys under a prefix keeps its bundled Redis)."""
-    engine = engines.MANIFEST_ENGINES[need.engine]
-    return engines.need_poolable(engine, set(need.env.names()))
+    return engines.manifest_need_poolable(need)
 
 
 def pooled_databases_attach(

@@ -318,6 +318,27 @@ def test_a_manifest_may_map_a_key_prefix_only_for_redis(tmp_path):
     ]
 
 
+def test_extensions_are_only_for_postgres_and_their_names_are_checked(tmp_path):
+    folder = copy_recipe(tmp_path, "paperless-ngx")
+
+    def on_redis(manifest):
+        manifest["requires_database"][1]["extensions"] = ["vectors"]
+
+    edit_manifest(folder, on_redis)
+    assert [str(p) for p in load_recipe(folder)] == [
+        "paperless-ngx/manifest.yaml: requires_database[1].extensions: is only for PostgreSQL "
+        "(extensions the app creates); remove it"
+    ]
+
+    def shell(manifest):
+        manifest["requires_database"][1].pop("extensions")
+        manifest["requires_database"][0]["extensions"] = ["vectors; DROP TABLE x"]
+
+    edit_manifest(folder, shell)
+    [problem] = load_recipe(folder)
+    assert "requires_database.0.extensions.0" in str(problem) or "extensions" in str(problem)
+
+
 def test_the_manifest_schema_lives_in_its_own_module_and_is_still_importable_here():
     import marketplace.manifest as manifest
     import marketplace.recipes as recipes

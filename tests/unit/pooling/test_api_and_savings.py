@@ -131,6 +131,8 @@ def test_the_pooling_page_lists_instances_databases_and_savings(client):
     instance = _instance(
         _device(), measured_memory_bytes=50 * MIB, standalone_memory_bytes=40 * MIB
     )
+    instance.version = "16-alpine"  # the image tag; people know it as "16"
+    instance.save()
     _database(instance, "paperless_ngx_a", password="S" * 40)
     _database(instance, "paperless_ngx_b", password="T" * 40)
     assert client.get("/pooling/").status_code in (302, 401, 403)
@@ -138,8 +140,12 @@ def test_the_pooling_page_lists_instances_databases_and_savings(client):
     page = client.get("/pooling/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert "paperless_ngx_a" in text and "PostgreSQL" in text and "server-02" in text
+    assert "paperless_ngx_a" in text and "PostgreSQL 16 on server-02" in text
     assert "S" * 40 not in text and "A" * 40 not in text
+    # the dashboard gives the figure and says how it was measured, with a link to the details
+    dashboard = client.get("/").content.decode()
+    assert "Saved <strong>30 MB</strong> of memory by sharing databases" in dashboard
+    assert "Measured on your devices" in dashboard and 'href="/pooling/"' in dashboard
 
 
 def test_apps_with_their_own_database_are_recommended_for_sharing():
@@ -174,9 +180,14 @@ def test_apps_that_cannot_share_redis_are_not_recommended_and_the_page_says_why(
     )  # fmt: skip
     from pooling.selectors import pooling_recommendations, pooling_unpooled
 
-    assert [r["engine"] for r in pooling_recommendations()] == ["postgres"]
-    [sentence] = pooling_unpooled()
-    assert sentence.startswith("Immich keeps its own Redis on server-02: it cannot put its keys")
+    # neither of Immich's databases can be shared: nothing to recommend, and the page says why
+    assert pooling_recommendations() == []
+    postgres, redis = pooling_unpooled()
+    assert postgres == (
+        "Immich keeps its own PostgreSQL on server-02: it needs the PostgreSQL add-on vectors, "
+        "which the shared PostgreSQL does not include"
+    )
+    assert redis.startswith("Immich keeps its own Redis on server-02: it cannot put its keys")
 
 
 def test_the_wizard_preview_says_which_shared_server_the_app_will_use():
@@ -197,6 +208,10 @@ def test_the_wizard_preview_says_which_shared_server_the_app_will_use():
     assert pooling_preview(device=device, recipe=recipe, config={"bundled_databases": True}) == []
     # Immich cannot put its Redis keys under a prefix: the wizard says it keeps its own
     immich = pooling_preview(device=device, recipe=load_catalog().get("immich"))
+    assert immich[0] == (
+        "Keeps its own PostgreSQL: it needs the PostgreSQL add-on vectors, which the shared "
+        "PostgreSQL does not include"
+    )
     assert immich[1].startswith("Keeps its own Redis: it cannot put its keys under a name")
 
 

@@ -182,6 +182,22 @@ def test_only_a_redis_need_with_a_prefix_is_pooled():
     )
 
 
+def test_a_postgres_need_with_an_extension_the_shared_server_lacks_keeps_its_own():
+    catalog = load_catalog([])
+    immich_postgres = catalog.get("immich").manifest.requires_database[0]
+    paperless_postgres = catalog.get("paperless-ngx").manifest.requires_database[0]
+    assert immich_postgres.extensions == ["vectors"]
+    assert need_poolable(immich_postgres) == (
+        False,
+        "it needs the PostgreSQL add-on vectors, which the shared PostgreSQL does not include",
+    )
+    assert need_poolable(paperless_postgres) == (True, "")
+    # PostgreSQL's own trusted extensions are there, and an app's role may create them
+    assert engines.need_poolable("postgres", {"url"}, ["pg_trgm", "uuid-ossp"]) == (True, "")
+    poolable, why = engines.need_poolable("postgres", {"url"}, ["postgis", "vectors"])
+    assert not poolable and "add-ons postgis, vectors" in why
+
+
 def test_the_shared_redis_keeps_users_and_jobs():
     data = engines.shared_compose(
         "redis", project="hl-pool-redis", admin_password="a" * 40, network="homelab-pool"
