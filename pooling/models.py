@@ -54,6 +54,11 @@ class SharedInstance(models.Model):
     def __str__(self) -> str:
         return f"{self.get_engine_display()} on {self.device}"
 
+    @property
+    def version_label(self) -> str:
+        """The version as people know it: the image tag without its flavour ("16-alpine" -> "16")."""
+        return self.version.split("-", 1)[0]
+
 
 class PooledDatabase(models.Model):
     """One app's database and role in a shared instance (names from validated slugs)."""
