@@ -280,9 +280,13 @@ def size_sql(engine: str, names: list[str] | tuple[str, ...] = ()) -> str:
         return redis_acl.size_commands(list(names))
     if engine == "postgres":
         return "SELECT datname || chr(9) || pg_database_size(datname) FROM pg_database;\n"
+    # Every database, the ones without tables yet too (size 0, not unknown). Two columns:
+    # the client's batch mode (-B) separates columns with a tab, but prints a tab inside a
+    # value as the two characters "\t".
     return (
-        "SELECT CONCAT(table_schema, CHAR(9), SUM(data_length + index_length)) "
-        "FROM information_schema.TABLES GROUP BY table_schema;\n"
+        "SELECT s.schema_name, COALESCE(SUM(t.data_length + t.index_length), 0) "
+        "FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t "
+        "ON t.table_schema = s.schema_name GROUP BY s.schema_name;\n"
     )
 
 

@@ -251,6 +251,15 @@ def test_a_mariadb_pair_is_isolated_even_with_underscores(lab, lab_devices, pool
         assert denied.returncode != 0 and "Access denied" in denied.stderr, denied.stderr
         denied = login(two, one.database_name)
         assert denied.returncode != 0 and "Access denied" in denied.stderr, denied.stderr
+
+        # the health check reads both databases' sizes (new ones, without tables: 0 bytes)
+        from pooling.services import shared_instances_check
+
+        assert shared_instances_check(device=device) == []
+        sizes = PooledDatabase.objects.filter(pk__in=(one.pk, two.pk)).values_list(
+            "size_bytes", flat=True
+        )
+        assert all(size is not None and size >= 0 for size in sizes), list(sizes)
     finally:
         for app in (first, second):
             app.refresh_from_db()

@@ -181,3 +181,10 @@ def test_shared_compose_has_limits_and_small_device_settings():
     )
     assert "--innodb-buffer-pool-size=64M" in maria["services"]["mariadb"]["command"]
     assert maria["services"]["mariadb"]["ulimits"]["nofile"]["hard"] == 16384
+
+
+def test_mariadb_sizes_list_databases_without_tables_too():
+    # a new app's database has no tables yet: its size is 0, not missing
+    sql = engines.size_sql("mariadb")
+    assert "information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t" in sql
+    assert sql.startswith("SELECT s.schema_name, COALESCE(SUM(t.data_length + t.index_length), 0)")
