@@ -229,6 +229,38 @@ def test_up_again_reuses_running_devices(lab: Lab):
     assert before == after
 
 
+def test_lab_apps_command_makes_the_catalogs_images_pullable_in_a_device(lab: Lab):
+    """`bin/homelab lab apps` (the README's demo step): every image a recipe names is in the
+    lab's registry, and a device pulls one under its real name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from marketplace.recipes import load_catalog
+    from tests.lab.images.build import is_docker_hub, plan_images
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.lab", "apps"],
+        cwd=root, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "images ready" in done.stdout
+    names = list(plan_images(load_catalog([])))
+    hub = [name for name in names if is_docker_hub(name)]
+    assert hub and all(lab.registry.has(name) for name in hub), hub
+    device = lab.devices[0]
+    pulled = lab.exec(
+        device.name, ["docker", "pull", "-q", "vaultwarden/server:1.32.7"], timeout=300
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    # images from other registries cannot come through the lab's mirror: they are loaded
+    # into each device under their real names
+    for name in set(names) - set(hub):
+        there = lab.exec(device.name, ["docker", "image", "inspect", "-f", "{{.Id}}", name])
+        assert there.returncode == 0, f"{name} is not in {device.name}: {there.stderr}"
+
+
 def test_key_authentication_after_authorize_key(lab: Lab):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519

@@ -170,8 +170,7 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
 
         # a killed shared server is brought back by the health check; apps reconnect
         from pooling.selectors import pooling_saved_ram_bytes, shared_instance_saved_bytes
-        from pooling.services import shared_instance_measure_baseline, shared_instances_check
-
+        from pooling.services import shared_instance_measure_baseline
         from pooling.tasks import check_shared_instances
 
         lab.exec(DEVICE, ["docker", "kill", containers[0]], check=True)

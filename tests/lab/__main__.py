@@ -1,4 +1,4 @@
-"""python -m tests.lab {up,down,status,build} -- the device lab from the command line."""
+"""python -m tests.lab {up,down,status,apps,build} -- the device lab from the command line."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _table(lab: Lab, rows: list[dict] | None = None) -> str:
                 ("yes" if r["docker"] else "no") if d.docker else "none",
             ]
         lines.append(line)
-    widths = [max(len(x) for x in col) for col in zip(head, *lines)]
+    widths = [max(len(x) for x in col) for col in zip(head, *lines, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*line) for line in lines]
@@ -49,11 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--with-nodocker", action="store_true", help="also create lab-nodocker")
     sub.add_parser("down", help="remove devices, volumes, network, registry")
     sub.add_parser("status", help="show the devices and whether they answer")
+    sub.add_parser(
+        "apps",
+        help="build stand-ins of the catalog's app and database images and push them into "
+        "the lab's registry, so the demo can deploy apps (~1 minute the first time)",
+    )
     b = sub.add_parser("build", help="only build the images")
     b.add_argument("--force", action="store_true", help="rebuild even if cached")
     args = p.parse_args(argv)
 
-    if args.cmd in ("up", "build"):
+    if args.cmd in ("up", "build", "apps"):
         ok, reason = lab_available()
         if not ok:
             print(f"The lab cannot run here: {reason}", file=sys.stderr)
@@ -80,6 +85,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"Add them in the product: Devices > Add device, address {addrs}, "
                 f"user root, password {lab.password}"
             )
+            print(
+                "To deploy apps from the catalog on them: bin/homelab lab apps (stand-ins of "
+                "the apps' images, built once)"
+            )
+        elif args.cmd == "apps":
+            lab.up()
+            session_marker().unlink(missing_ok=True)
+            images = _push_app_images(lab)
+            print(
+                f"{len(images)} images ready in {time.monotonic() - t0:.0f} s: the lab devices "
+                "pull them from the lab's registry when you deploy an app."
+            )
         elif args.cmd == "down":
             lab.down()
             session_marker().unlink(missing_ok=True)
@@ -100,6 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _push_app_images(lab: Lab) -> dict[str, str]:
+    """The catalog's images as stand-ins in the lab's registry (tests/lab/images)."""
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "homelab.settings")
+    import django
+
+    django.setup()
+    from marketplace.recipes import load_catalog
+    from tests.lab.images import build_and_push_recipe_images
+
+    return build_and_push_recipe_images(lab, load_catalog())
 
 
 if __name__ == "__main__":
