@@ -26,9 +26,9 @@ class StepInline(admin.TabularInline):
 @admin.register(Deployment)
 class DeploymentAdmin(_ReadOnly):
     list_display = ("app_name", "instance", "device", "status", "url", "created")
-    list_filter = ("status", "category", "device")
+    list_filter = ("status", "category", "device", "data_kept")
     search_fields = ("slug", "app_name", "instance", "project", "device__name")
-    exclude = ("secrets",)
+    exclude = ("secrets", "database_passwords")
     readonly_fields = (
         "slug",
         "app_name",
@@ -43,6 +43,7 @@ class DeploymentAdmin(_ReadOnly):
         "url",
         "error",
         "reservation_id",
+        "data_kept",
         "started_at",
         "finished_at",
         "user",

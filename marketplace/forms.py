@@ -45,7 +45,7 @@ class DeployForm(forms.Form):
     def __init__(self, *args, recipe: Recipe, device_choices: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
         self.recipe = recipe
-        self.fields["device_id"].choices = [("", "Recommended")] + list(device_choices)
+        self.fields["device_id"].choices = [("", "Recommended"), *device_choices]
         for port in recipe.manifest.ports:
             self.fields[self.port_field(port.name)] = forms.IntegerField(
                 required=False,
@@ -127,7 +127,7 @@ class DeploymentFilterForm(forms.Form):
     def __init__(self, *args, devices, categories: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["device"].choices = [("", "All devices")] + [(d.pk, d.name) for d in devices]
-        self.fields["status"].choices = [("", "Any status")] + list(DeploymentStatus.choices)
+        self.fields["status"].choices = [("", "Any status"), *DeploymentStatus.choices]
         self.fields["category"].choices = [("", "All categories")] + [
             (c, c.replace("-", " ").capitalize()) for c in categories
         ]

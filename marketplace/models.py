@@ -90,6 +90,18 @@ class Deployment(models.Model):
         default=dict, blank=True, help_text="What was chosen: ports and env (never secrets)."
     )
     secrets = EncryptedTextField(default="{}", editable=False)
+    # "Keep my data": what a new deployment of the same app and name on this device needs
+    # to pick the data up again (deployment_create reuses the secrets, pooling these).
+    data_kept = models.BooleanField(
+        default=False,
+        help_text="Removed with its data kept: deploying the same app under the same name on "
+        "this device again reuses its passwords and keys and restores its shared databases.",
+    )
+    database_passwords = EncryptedTextField(
+        default="{}",
+        editable=False,
+        help_text="Passwords of its shared databases by engine, kept with its data.",
+    )
     compose_masked = models.TextField(
         blank=True, help_text="The rendered compose file with every secret masked."
     )
@@ -132,11 +144,19 @@ class Deployment(models.Model):
         return self.status in TRANSIENT_STATUSES
 
     def secret_values(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.secrets or "{}")
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _json_dict(self.secrets)
+
+    def kept_database_passwords(self) -> dict[str, str]:
+        """{engine: password} of the shared databases whose data was kept (see data_kept)."""
+        return _json_dict(self.database_passwords)
+
+
+def _json_dict(text: str) -> dict[str, str]:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class DeploymentStep(models.Model):

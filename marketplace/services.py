@@ -192,6 +192,32 @@ def _choose_device(recipe: Recipe, ports: list[int]) -> Device:
 
 
 # ----------------------------------------------------------------------------- create
+def _kept_secrets(recipe: Recipe, deployment: Deployment) -> tuple[dict, dict]:
+    """(secrets, shared databases' passwords) for a new deployment.
+
+    The app's data outlives a removal with "Keep my data", and holds what its first start
+    wrote from the secrets (a bundled database's password, an encryption key, a config
+    file). A new deployment of the same app and name on the same device therefore takes
+    over the latest kept one's secrets; secrets the recipe declares since are generated.
+    """
+    secrets = generate_secrets(recipe)
+    kept = (
+        Deployment.objects.filter(
+            device=deployment.device,
+            project=deployment.project,
+            status=DeploymentStatus.REMOVED,
+            data_kept=True,
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if kept is None:
+        return secrets, {}
+    old = kept.secret_values()
+    secrets.update({name: value for name, value in old.items() if name in secrets})
+    return secrets, kept.kept_database_passwords()
+
+
 def deployment_create(
     *,
     slug: str,
@@ -210,6 +236,9 @@ def deployment_create(
     4. Fast pre-flight from the last poll and the other deployments (offline, resources,
        ports claimed); the pipeline repeats all of it on the device under its lease.
     5. Save with generated secrets (encrypted), reserve the resources, enqueue on commit.
+       Where this app and name were removed from the device with their data kept, their
+       secrets (and shared databases' passwords) are taken over instead (`_kept_secrets`),
+       so the app finds its data as it left it.
     """
     instance = _check_instance(instance)
     recipe = recipe_for(slug)
@@ -262,7 +291,9 @@ def deployment_create(
         field = "config.ports" if all("port " in p for p in problems) else "device_id"
         raise DeploymentError("; ".join(problems), field=field, status=409)
 
-    deployment.secrets = json.dumps(generate_secrets(recipe))
+    secrets, database_passwords = _kept_secrets(recipe, deployment)
+    deployment.secrets = json.dumps(secrets)
+    deployment.database_passwords = json.dumps(database_passwords)
     try:
         with transaction.atomic():
             deployment.full_clean(
@@ -511,6 +542,14 @@ def _remove_from_device(deployment: Deployment, *, delete_data: bool) -> None:
         ) from None
     step.status, step.message = DeploymentStep.Status.OK, message
     step.save(update_fields=["status", "message"])
+    if delete_data:
+        # what earlier removals kept of this app and name is gone now too
+        Deployment.objects.filter(
+            device_id=deployment.device_id, project=deployment.project, data_kept=True
+        ).update(data_kept=False, database_passwords="{}")
+    else:
+        deployment.data_kept = True
+        deployment.save(update_fields=["data_kept"])
 
 
 def deployment_logs(*, deployment: Deployment, tail: int = 200) -> str:

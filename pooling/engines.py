@@ -382,6 +382,38 @@ def dump_command(engine: str, container: str, database: str, path: str) -> list[
     raise ValueError(f"the pool does not offer {engine!r}")
 
 
+def newest_dump_command(folder: str, database: str) -> list[str]:
+    """Prints the path of the newest final dump of `database` in `folder` (nothing when
+    there is none). Dumps are `<database>-<UTC stamp>.sql`: the glob sorts them by time, and
+    names hold no `-`, so another database's dumps never match."""
+    check_name(database)
+    script = 'last=; for f in "$1/$2"-*.sql; do [ -f "$f" ] && last=$f; done; printf "%s" "$last"'
+    return ["sh", "-c", script, "sh", folder, database]
+
+
+def restore_command(engine: str, container: str, database: str, path: str) -> list[str]:
+    """Load a dump made by `dump_command` into the (new, empty) database, as the admin;
+    stdin: `sql_stdin(engine, "", admin_password)`. Stops at the first error."""
+    check_name(database)
+    if engine == "postgres":
+        script = 'docker exec -i "$1" psql -q -U postgres -d "$2" -v ON_ERROR_STOP=1 < "$3"'
+        return ["sh", "-c", script, "sh", container, database, path]
+    if engine == "mariadb":
+        # the password line first, then the dump (it names its database: --databases)
+        inner = 'read -r p; MYSQL_PWD="$p"; export MYSQL_PWD; exec mariadb -uroot'
+        script = (
+            '{ IFS= read -r p; printf "%s\\n" "$p"; cat "$3"; } | docker exec -i "$1" sh -c "$4"'
+        )
+        return ["sh", "-c", script, "sh", container, database, path, inner]
+    raise ValueError(f"the pool does not offer {engine!r}")
+
+
+def delete_dumps_command(folder: str, database: str) -> list[str]:
+    """Removes every final dump of `database` in `folder` (the "Delete my data" choice)."""
+    check_name(database)
+    return ["sh", "-c", 'rm -f -- "$1/$2"-*.sql', "sh", folder, database]
+
+
 def connection_env(
     spec: EngineSpec, *, host: str, database: str, user: str, password: str
 ) -> dict[str, str]:

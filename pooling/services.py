@@ -15,6 +15,7 @@ The shared servers themselves live in pooling.instances; their services are re-e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -63,9 +64,11 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ pooled databases
-def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool, bool]:
-    """(database, database created now, instance started now). For Redis the "database"
-    is the app's ACL user and key prefix; "created now" means the user is new."""
+def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool, bool, str]:
+    """(database, database created now, instance started now, what was restored). For
+    Redis the "database" is the app's ACL user and key prefix; "created now" means the user
+    is new. A database created now gets the newest final dump of its name, if the app was
+    removed with its data kept (`_restore_kept`), and the password it had then."""
     name = engines.database_name_for(slug=deployment.slug, instance=deployment.instance)
     instance, instance_new, container = _ensure(
         device=deployment.device, engine=engine, shell=shell
@@ -73,12 +76,13 @@ def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool,
     with transaction.atomic():
         pooled = PooledDatabase.objects.filter(instance=instance, database_name=name).first()
         if pooled is None:
+            kept = deployment.kept_database_passwords().get(engine)
             pooled = PooledDatabase.objects.create(
                 instance=instance,
                 deployment=deployment,
                 database_name=name,
                 role_name=name,
-                password=engines.generate_password(),
+                password=kept or engines.generate_password(),
             )
         elif pooled.deployment_id != deployment.pk:
             pooled.deployment = deployment
@@ -101,7 +105,38 @@ def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool,
             f"read ({exc}). Try again; if it repeats, look at the shared server's log."
         ) from None
     pooled.instance = instance
-    return pooled, not existed, instance_new
+    restored = ""
+    if not existed and instance.engine in engines.DUMPABLE_ENGINES:
+        try:
+            restored = _restore_kept(shell, instance, container, pooled)
+        except PoolingError as exc:
+            # never half a restore: the next try starts from an empty database again
+            pooled_database_drop(pooled=pooled, shell=shell)
+            raise PoolingError(
+                f"{exc.message} The new database was dropped again; the dump stays on the "
+                "device. Try again; if it repeats, look at the shared server's log."
+            ) from None
+    return pooled, not existed, instance_new, restored
+
+
+def _restore_kept(shell, instance: SharedInstance, container: str, pooled: PooledDatabase) -> str:
+    """Load the newest final dump of this database (left by a removal that kept the app's
+    data) into the database just created; returns its path, or "" when there is none."""
+    from marketplace.pipeline import deploy_root
+
+    folder = f"{deploy_root()}/pool-dumps"
+    code, out, _ = shell.run(engines.newest_dump_command(folder, pooled.database_name), timeout=30)
+    path = out.strip() if code == 0 else ""
+    if not path:
+        return ""
+    _check(
+        shell,
+        engines.restore_command(instance.engine, container, pooled.database_name, path),
+        what=f"Restoring the kept data of {pooled.database_name} from {path}",
+        timeout=1800,
+        stdin=engines.sql_stdin(instance.engine, "", instance.admin_password),
+    )
+    return path
 
 
 def pooled_database_provision(*, deployment, engine: str, shell=None) -> PooledDatabase:
@@ -112,7 +147,7 @@ def pooled_database_provision(*, deployment, engine: str, shell=None) -> PooledD
     ACL user is reset to the stored password and its patterns; its keys are untouched.
     """
     shell = _shell_for(deployment.device, shell)
-    pooled, _, _ = _provision(deployment=deployment, engine=engine, shell=shell)
+    pooled, _, _, _ = _provision(deployment=deployment, engine=engine, shell=shell)
     return pooled
 
 
@@ -161,6 +196,20 @@ def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
     return path
 
 
+def _delete_dumps(shell, database: str) -> str:
+    """ "Delete my data": the final dumps earlier removals kept of this database go too."""
+    from marketplace.pipeline import deploy_root
+
+    folder = f"{deploy_root()}/pool-dumps"
+    _check(
+        shell,
+        engines.delete_dumps_command(folder, database),
+        what=f"Deleting the kept dumps of {database}",
+        timeout=60,
+    )
+    return f"kept dumps of {database} deleted"
+
+
 def _instance_in_use(instance: SharedInstance) -> bool:
     return PooledDatabase.objects.filter(instance=instance).exists()
 
@@ -181,6 +230,13 @@ def pooled_databases_release(
         _add_secret(shell, instance.admin_password)
         if keep_data and instance.engine in engines.DUMPABLE_ENGINES:
             said.append(f"dumped to {pooled_database_dump(pooled=pooled, shell=shell)}")
+            # the dump's owner logs in with this password again when the app comes back
+            kept = deployment.kept_database_passwords()
+            kept[instance.engine] = pooled.password
+            deployment.database_passwords = json.dumps(kept)
+            deployment.save(update_fields=["database_passwords"])
+        elif not keep_data and instance.engine in engines.DUMPABLE_ENGINES:
+            said.append(_delete_dumps(shell, pooled.database_name))
         elif keep_data:
             said.append(
                 f"the Redis keys of {pooled.role_name} are not kept: they are the app's queue "
@@ -283,7 +339,9 @@ def pooled_databases_attach(
             said.append(f"keeps its own {label}: {why_not}")
             continue
         engine = engines.MANIFEST_ENGINES[need.engine]
-        pooled, db_new, instance_new = _provision(deployment=deployment, engine=engine, shell=shell)
+        pooled, db_new, instance_new, restored = _provision(
+            deployment=deployment, engine=engine, shell=shell
+        )
         instance = pooled.instance
         if instance_new:
             on_undo(
@@ -318,8 +376,11 @@ def pooled_databases_attach(
             network=pool_network(),
         )
         kind = "user and key prefix" if engine == "redis" else "database"
+        state = "reused"
+        if db_new:
+            state = f"new, with the data kept at its removal ({restored})" if restored else "new"
         said.append(
-            f"{instance.get_engine_display()} {kind} {pooled.database_name} "
-            f"({'new' if db_new else 'reused'}) on {instance.project}"
+            f"{instance.get_engine_display()} {kind} {pooled.database_name} ({state}) on "
+            f"{instance.project}"
         )
     return "; ".join(said)

@@ -335,41 +335,118 @@ def test_a_failed_deployment_drops_its_new_database_and_the_new_shared_server(
     assert pool_containers(lab, f"{pool}-redis") == []
 
 
-def test_removing_an_app_but_keeping_its_data_dumps_its_database_first(lab, lab_devices, pool):
+def _volumes_rm(lab, project: str) -> None:
+    vols = lab.exec(
+        DEVICE,
+        ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+    ).stdout.split()
+    if vols:
+        lab.exec(DEVICE, ["docker", "volume", "rm", *vols])
+
+
+def test_keeping_an_apps_data_dumps_its_database_and_deploying_it_again_restores_it(
+    lab, lab_devices, pool
+):
+    """MariaDB (Monica): "Keep my data" dumps the database before dropping it; deploying the
+    same app and name again brings the rows back under the same login and the same app
+    secrets; "Delete my data" then takes the dumps too."""
     device = lab_devices[DEVICE]
-    app = deploy("monica", f"k{pysecrets.token_hex(2)}", device.pk)
+    instance = f"k{pysecrets.token_hex(2)}"
+    app = deploy("monica", instance, device.pk)
     pooled = PooledDatabase.objects.get(deployment=app)
     [container] = pool_containers(lab, f"{pool}-mariadb")
-    made = lab.exec(
-        DEVICE,
-        [
-            *("docker", "exec", "-e", f"MYSQL_PWD={pooled.password}", container, "mariadb"),
-            *("-h", "127.0.0.1", "-u", pooled.role_name, pooled.database_name, "-e"),
-            "create table contacts (name text); insert into contacts values ('Ada Lovelace')",
-        ],
+
+    def mariadb_as(db: PooledDatabase, sql: str, container: str):
+        return lab.exec(
+            DEVICE,
+            [
+                *("docker", "exec", "-e", f"MYSQL_PWD={db.password}", container, "mariadb"),
+                *("-h", "127.0.0.1", "-N", "-u", db.role_name, db.database_name, "-e", sql),
+            ],
+        )
+
+    made = mariadb_as(
+        pooled,
+        "create table contacts (name text); insert into contacts values ('Ada Lovelace')",
+        container,
     )
     assert made.returncode == 0, made.stderr
     services.deployment_remove(deployment=app, delete_data=False)
     step = app.steps.get(name="remove containers")
     assert "dumped to /opt/homelab/apps/pool-dumps/" in step.message, step.message
     path = step.message.split("dumped to ", 1)[1].split(";", 1)[0].strip()
+    again = None
     try:
         dump = lab.exec(DEVICE, ["cat", path]).stdout
         assert "Ada Lovelace" in dump and "CREATE TABLE `contacts`" in dump
         assert pooled.password not in step.message
         assert not PooledDatabase.objects.exists()
         assert pool_containers(lab, f"{pool}-mariadb") == []  # went with its last app
+
+        # the same app and name again: its data is back, under the same login
+        again = deploy("monica", instance, device.pk)
+        assert again.secret_values() == app.secret_values()
+        restored = PooledDatabase.objects.get(deployment=again)
+        assert restored.password == pooled.password
+        attach = again.steps.get(name="shared databases").message
+        assert f"with the data kept at its removal ({path})" in attach, attach
+        [container] = pool_containers(lab, f"{pool}-mariadb")
+        rows = mariadb_as(restored, "select name from contacts", container)
+        assert rows.stdout.strip() == "Ada Lovelace", rows.stderr
+        assert status(again)["databases_ok"]
+
+        # "Delete my data": the database, its dumps and what was kept for it are gone
+        services.deployment_remove(deployment=again, delete_data=True)
+        left = lab.exec(
+            DEVICE,
+            ["sh", "-c", f"ls /opt/homelab/apps/pool-dumps/{restored.database_name}-* 2>/dev/null"],
+        )
+        assert left.stdout.strip() == ""
+        app.refresh_from_db()
+        assert not app.data_kept and app.kept_database_passwords() == {}
     finally:
         lab.exec(DEVICE, ["rm", "-f", path])
-        vols = lab.exec(
+        if again is not None:
+            again.refresh_from_db()
+            if again.status != DeploymentStatus.REMOVED:
+                services.deployment_remove(deployment=again, delete_data=True)
+        _volumes_rm(lab, app.project)
+
+
+def test_a_kept_postgres_database_comes_back_with_the_app(lab, lab_devices, pool):
+    device = lab_devices[DEVICE]
+    instance = f"q{pysecrets.token_hex(2)}"
+    app = deploy("paperless-ngx", instance, device.pk)
+    pooled = PooledDatabase.objects.get(deployment=app, instance__engine="postgres")
+
+    def psql_as(db: PooledDatabase, sql: str):
+        [container] = pool_containers(lab, f"{pool}-postgres")
+        return lab.exec(
             DEVICE,
-            [
-                *("docker", "volume", "ls", "-q", "--filter"),
-                f"label=com.docker.compose.project={app.project}",
-            ],
-        ).stdout.split()
-        if vols:
-            lab.exec(DEVICE, ["docker", "volume", "rm", *vols])
+            ["docker", "exec", "-e", f"PGPASSWORD={db.password}", container, "psql",
+             "-h", "127.0.0.1", "-U", db.role_name, "-d", db.database_name, "-tAc", sql],
+        )  # fmt: skip
+
+    made = psql_as(pooled, "create table docs(title text); insert into docs values ('tax 2026')")
+    assert made.returncode == 0, made.stderr
+    services.deployment_remove(deployment=app, delete_data=False)
+    again = None
+    try:
+        again = deploy("paperless-ngx", instance, device.pk)
+        restored = PooledDatabase.objects.get(deployment=again, instance__engine="postgres")
+        assert restored.password == pooled.password
+        assert psql_as(restored, "select title from docs").stdout.strip() == "tax 2026"
+        # the role still owns what it made: it can write as before
+        assert psql_as(restored, "insert into docs values ('tax 2027')").returncode == 0
+        report = status(again)
+        assert [d["login"] for d in report["databases"] if d["engine"] == "postgres"] == [True]
+    finally:
+        if again is not None:
+            services.deployment_remove(deployment=again, delete_data=True)
+        lab.exec(
+            DEVICE, ["sh", "-c", f"rm -f /opt/homelab/apps/pool-dumps/{pooled.database_name}-*"]
+        )
+        _volumes_rm(lab, app.project)
 
 
 # --------------------------------------------------------------------------------- Redis

@@ -320,3 +320,56 @@ def test_create_enqueues_the_real_task_after_commit(
         deployment = services.deployment_create(slug="vaultwarden", device_id=homelab["big"].pk)
         assert deployment.status == "validating"
     assert Deployment.objects.get(pk=deployment.pk).status == "running"
+
+
+def test_a_new_deployment_takes_over_the_secrets_of_one_removed_with_its_data_kept():
+    """ "Keep my data" promises that deploying the app there again picks the data up: what
+    its first start wrote from the secrets (a database password, a key) must still fit."""
+    from marketplace.recipes import load_catalog
+
+    recipe = load_catalog([]).get("monica")
+    home = make_device("home", ram_free_gb=8)
+    other = make_device("other", ram_free_gb=8)
+
+    def removed(device, *, kept: bool, instance="default", secrets=None) -> Deployment:
+        return Deployment.objects.create(
+            slug="monica", app_name="Monica", device=device, instance=instance,
+            project=services.project_name("monica", instance), status=DeploymentStatus.REMOVED,
+            data_kept=kept, secrets=json.dumps(secrets or {}),
+            database_passwords=json.dumps({"mariadb": "P" * 40} if kept else {}),
+        )  # fmt: skip
+
+    def new(device, instance="default") -> Deployment:
+        return Deployment(device=device, project=services.project_name("monica", instance))
+
+    names = {s.name for s in recipe.manifest.secrets}
+    fresh, passwords = services._kept_secrets(recipe, new(home))
+    assert set(fresh) == names and passwords == {}
+    removed(home, kept=False, secrets={name: "deleted" for name in names})
+    old = {name: f"kept-{name}" for name in names} | {"gone_from_recipe": "x"}
+    removed(home, kept=True, secrets=old)
+    secrets, passwords = services._kept_secrets(recipe, new(home))
+    assert secrets == {name: f"kept-{name}" for name in names}  # not the unknown one
+    assert passwords == {"mariadb": "P" * 40}
+    # another device or another name starts afresh
+    for device, instance in ((other, "default"), (home, "family")):
+        secrets, passwords = services._kept_secrets(recipe, new(device, instance))
+        assert not set(secrets.values()) & set(old.values()) and passwords == {}
+
+
+def test_the_admin_shows_whether_data_was_kept_but_never_the_kept_passwords(client):
+    admin = get_user_model().objects.create_superuser("root", "r@example.com", "a-long-pass-1")
+    client.force_login(admin)
+    deployment = Deployment.objects.create(
+        slug="monica", app_name="Monica", device=make_device("home", ram_free_gb=8),
+        project="hl-monica-default", status=DeploymentStatus.REMOVED, data_kept=True,
+        secrets=json.dumps({"db_password": "S" * 40}),
+        database_passwords=json.dumps({"mariadb": "D" * 40}),
+    )  # fmt: skip
+    page = client.get(f"/admin/marketplace/deployment/{deployment.pk}/change/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Data kept" in text
+    assert "S" * 40 not in text and "D" * 40 not in text
+    listed = client.get("/admin/marketplace/deployment/?data_kept__exact=1").content.decode()
+    assert "Monica" in listed

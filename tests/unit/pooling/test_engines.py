@@ -34,6 +34,14 @@ def test_it_rejects_names_with_shell_or_sql_metacharacters(name):
         engines.my_ident(name)
     with pytest.raises(engines.NameError_):
         engines.provision_sql("postgres", database=name, role="ok", password="a" * 32)
+    for command in (
+        lambda: engines.newest_dump_command("/opt/homelab/apps/pool-dumps", name),
+        lambda: engines.delete_dumps_command("/opt/homelab/apps/pool-dumps", name),
+        lambda: engines.restore_command("postgres", "abc", name, "/tmp/x.sql"),
+        lambda: engines.restore_command("mariadb", "abc", name, "/tmp/x.sql"),
+    ):
+        with pytest.raises(engines.NameError_):
+            command()
 
 
 @pytest.mark.parametrize(
@@ -113,6 +121,22 @@ def test_sql_goes_on_stdin_never_on_the_command_line():
     assert "monica_a" not in dump[2]  # values are positional parameters, not script text
     with pytest.raises(engines.NameError_):
         engines.dump_command("postgres", "abc", "$(id)", "/tmp/x")
+
+
+def test_kept_dumps_are_found_restored_and_deleted_with_values_outside_the_scripts():
+    folder = "/opt/home lab/$(id)/pool-dumps"  # a folder setting with spaces and `$(...)`
+    for command in (
+        engines.newest_dump_command(folder, "monica_a"),
+        engines.delete_dumps_command(folder, "monica_a"),
+        engines.restore_command("postgres", "c1", "monica_a", f"{folder}/monica_a-1.sql"),
+        engines.restore_command("mariadb", "c1", "monica_a", f"{folder}/monica_a-1.sql"),
+    ):
+        script = command[2]
+        assert command[:2] == ["sh", "-c"] and "monica_a" not in script and "$(id)" not in script
+    # one database's glob never takes another's dumps: names hold no "-"
+    assert '"$1/$2"-*.sql' in engines.newest_dump_command(folder, "monica_a")[2]
+    with pytest.raises(ValueError, match="does not offer"):
+        engines.restore_command("redis", "c1", "monica_a", "/tmp/x")
 
 
 def test_existed_marker_is_read():

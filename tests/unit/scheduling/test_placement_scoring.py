@@ -76,7 +76,7 @@ def test_the_seeds_example_picks_server_02():
     ranking = rank_devices(seeds_homelab(), VAULTWARDEN)
 
     assert ranking.recommended.device_name == "Server-02"
-    assert [c.device_name for c in ranking.candidates][0] == "Server-02"
+    assert ranking.candidates[0].device_name == "Server-02"
     assert [c.label for c in ranking.candidates] == [RECOMMENDED, OK, OK]
     assert all(c.eligible for c in ranking.candidates)
     assert ranking.candidates[0].summary == (
