@@ -346,3 +346,11 @@ def test_the_manifest_schema_lives_in_its_own_module_and_is_still_importable_her
     for name in ("Manifest", "DatabaseEnv", "DatabaseNeed", "CATEGORIES", "SLUG_PATTERN"):
         assert getattr(recipes, name) is getattr(manifest, name)
     assert "prefix" in manifest.DatabaseEnv.model_fields
+
+
+def test_notes_point_only_at_places_the_product_has():
+    # there is no "Secrets" section (secrets are never shown) and the wizard's field is
+    # "Extra settings"; a note sending people elsewhere leaves them stuck
+    for recipe in _catalog().recipes.values():
+        notes = recipe.manifest.post_install_notes
+        assert 'under "Secrets"' not in notes and "Advanced > Environment" not in notes, recipe.slug
