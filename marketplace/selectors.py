@@ -41,6 +41,29 @@ def deployment_get(*, deployment_id: int) -> Deployment | None:
     return Deployment.objects.select_related("device").filter(pk=deployment_id).first()
 
 
+def kept_data_sentence(*, slug: str, device, instance: str = "default") -> str:
+    """For the wizard: "Picks up the data kept when Monica was removed from server-02 on
+    30 Nov 2026", when that app and name left its data on the device (services._kept_secrets
+    takes over its secrets then); "" otherwise."""
+    from django.utils import formats, timezone
+
+    kept = (
+        Deployment.objects.filter(
+            device=device,
+            slug=slug,
+            instance=instance,
+            status=DeploymentStatus.REMOVED,
+            data_kept=True,
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if kept is None:
+        return ""
+    when = formats.date_format(timezone.localtime(kept.updated), "j M Y")
+    return f"Picks up the data kept when {kept.app_name} was removed from {device.name} on {when}"
+
+
 def host_ports_in_use(*, device_ids: list[int] | None = None) -> dict[int, set[int]]:
     """Host ports each device's live deployments publish, for placement's port check."""
     from marketplace.models import FINISHED_STATUSES
@@ -82,8 +105,14 @@ def deployment_usage(*, deployment: Deployment) -> dict:
         if container.status == "running":
             stats = container.stats(stream=False)
             memory, cpu = _memory_bytes(stats), _cpu_percent(stats)
-        rows.append({"name": container.name, "memory_bytes": memory, "cpu_percent": cpu,
-                     "state": container.status})
+        rows.append(
+            {
+                "name": container.name,
+                "memory_bytes": memory,
+                "cpu_percent": cpu,
+                "state": container.status,
+            }
+        )
     return {
         "memory_bytes": sum(row["memory_bytes"] for row in rows),
         "cpu_percent": round(sum(row["cpu_percent"] for row in rows), 1),

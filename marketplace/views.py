@@ -103,13 +103,15 @@ def _candidates(recipe: Recipe, ranking) -> list[dict]:
                 "need_ram_bytes": need_ram,
                 "need_storage_bytes": recipe.manifest.requirements.storage_min_mb * MIB,
                 "pooling": _pooling_preview(device, recipe),
+                "kept": device is not None
+                and selectors.kept_data_sentence(slug=recipe.slug, device=device),
             }
         )
     return rows
 
 
 def _pooling_preview(device: Device | None, recipe: Recipe) -> list[str]:
-    """"Will use the shared PostgreSQL on server-02 (saves about N MB)" and the like."""
+    """ "Will use the shared PostgreSQL on server-02 (saves about N MB)" and the like."""
     if device is None or not recipe.manifest.requires_database:
         return []
     from pooling.selectors import pooling_preview

@@ -372,3 +372,15 @@ def test_the_wizard_says_which_shared_database_an_app_will_use(signed_in):
     make_device("server-02", ram_total_gib=8, ram_used_gib=1.9)
     body = signed_in.get(reverse("app_deploy", args=["paperless-ngx"]), HTTP_HX_REQUEST="true")
     assert "No PostgreSQL on server-02 yet: will start a shared one (about" in body.content.decode()
+
+
+def test_the_wizard_says_when_a_device_holds_the_data_kept_from_an_earlier_removal(signed_in):
+    home = make_device("server-02", ram_total_gib=8, ram_used_gib=1.9)
+    url = reverse("app_deploy", args=["monica"])
+    assert "Picks up the data kept" not in signed_in.get(url, HTTP_HX_REQUEST="true").text
+    Deployment.objects.create(
+        slug="monica", app_name="Monica", device=home, project="hl-monica-default",
+        status="removed", data_kept=True,
+    )  # fmt: skip
+    body = signed_in.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Picks up the data kept when Monica was removed from server-02 on" in body
