@@ -141,6 +141,11 @@ def test_the_pooling_page_lists_instances_databases_and_savings(client):
     assert page.status_code == 200
     text = page.content.decode()
     assert "paperless_ngx_a" in text and "PostgreSQL 16 on server-02" in text
+    assert "not measured yet" in text  # database sizes are read with the memory, later
+    PooledDatabase.objects.filter(database_name="paperless_ngx_a").update(size_bytes=0)
+    PooledDatabase.objects.filter(database_name="paperless_ngx_b").update(size_bytes=7471619)
+    text = client.get("/pooling/").content.decode()
+    assert "0 bytes" in text and "7.1 MB" in text
     assert "S" * 40 not in text and "A" * 40 not in text
     # the dashboard gives the figure and says how it was measured, with a link to the details
     dashboard = client.get("/").content.decode()
