@@ -186,6 +186,15 @@ def test_full_poll_cycle_vs_one_device(lab, lab_devices, report):
                f"take less than {floor * 1000:.0f} ms = {floor / p_one:.2f}x one device (worker "
                f"processes); with each device on its own hardware only the control plane's "
                f"{control_ms * n:.0f} ms would share these cores")
+        # A poll that is all CPU takes about (control + device) ms alone; n of them side by
+        # side need n times that on `cores` cores: n / cores times one poll at the least,
+        # whatever either side costs. Only waiting (a network's latency) lowers the ratio.
+        own = max(p_one, control_ms * n / 1000 / cores)
+        report(f"the least a cycle can take relative to one poll here is {n}/{cores} = "
+               f"{n / cores:.2f}x for any poll that keeps both sides busy; estimated (not "
+               f"measured) from these CPU figures, with the devices on their own hardware: the "
+               f"control plane's {control_ms * n:.0f} ms on {cores} cores, a cycle of about "
+               f"{own * 1000:.0f} ms = {own / p_one:.2f}x one device")
     steal = _steal_share(stat_before, _machine_cpu())
     if steal is not None:
         report(f"CPU time this virtual machine lost to its host during the measurement (steal): "
