@@ -119,12 +119,17 @@ def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool,
     return pooled, not existed, instance_new, restored
 
 
+def _dumps_folder() -> str:
+    """Where final dumps are kept on a device: `<deploy root>/pool-dumps`."""
+    from marketplace.pipeline import deploy_root
+
+    return f"{deploy_root()}/pool-dumps"
+
+
 def _restore_kept(shell, instance: SharedInstance, container: str, pooled: PooledDatabase) -> str:
     """Load the newest final dump of this database (left by a removal that kept the app's
     data) into the database just created; returns its path, or "" when there is none."""
-    from marketplace.pipeline import deploy_root
-
-    folder = f"{deploy_root()}/pool-dumps"
+    folder = _dumps_folder()
     code, out, _ = shell.run(engines.newest_dump_command(folder, pooled.database_name), timeout=30)
     path = out.strip() if code == 0 else ""
     if not path:
@@ -175,14 +180,12 @@ def _what(engine: str) -> str:
 
 def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
     """A final dump into `<deploy root>/pool-dumps/`; returns the path."""
-    from marketplace.pipeline import deploy_root
-
     instance = pooled.instance
     shell = _shell_for(instance.device, shell)
     container, _ = _container(shell, instance)
     if not container:
         raise PoolingError(f"The shared {instance.get_engine_display()} is gone; nothing to dump.")
-    folder = f"{deploy_root()}/pool-dumps"
+    folder = _dumps_folder()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = f"{folder}/{pooled.database_name}-{stamp}.sql"
     _check(shell, ["mkdir", "-p", folder], what=f"Creating {folder}", timeout=30)
@@ -198,9 +201,7 @@ def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
 
 def _delete_dumps(shell, database: str) -> str:
     """ "Delete my data": the final dumps earlier removals kept of this database go too."""
-    from marketplace.pipeline import deploy_root
-
-    folder = f"{deploy_root()}/pool-dumps"
+    folder = _dumps_folder()
     _check(
         shell,
         engines.delete_dumps_command(folder, database),
