@@ -279,6 +279,30 @@ def test_the_bundled_form_stays_available(lab, lab_devices, pool):
         services.deployment_remove(deployment=app, delete_data=True)
 
 
+def test_a_bundled_database_kept_with_its_app_opens_again_with_the_same_password(
+    lab, lab_devices, pool
+):
+    """A bundled MariaDB sets its password at its first start only (as upstream's image):
+    the app deployed again over the kept volume must get the same secrets, or it is locked
+    out of its own data."""
+    device = lab_devices[DEVICE]
+    instance = f"w{pysecrets.token_hex(2)}"
+    app = deploy("monica", instance, device.pk, bundled_databases=True)
+    again = None
+    try:
+        assert status(app)["databases_ok"]
+        services.deployment_remove(deployment=app, delete_data=False)
+        again = deploy("monica", instance, device.pk, bundled_databases=True)
+        report = status(again)
+        assert report["databases_ok"], report
+        taken_over = again.secret_values() == app.secret_values()  # no secret in a failure
+        assert taken_over
+    finally:
+        if again is not None:
+            services.deployment_remove(deployment=again, delete_data=True)
+        _volumes_rm(lab, app.project)
+
+
 @pytest.fixture
 def sick_paperless(tmp_path, settings):
     """A copy of paperless-ngx whose health check never passes (container port 81)."""
@@ -385,7 +409,8 @@ def test_keeping_an_apps_data_dumps_its_database_and_deploying_it_again_restores
 
         # the same app and name again: its data is back, under the same login
         again = deploy("monica", instance, device.pk)
-        assert again.secret_values() == app.secret_values()
+        taken_over = again.secret_values() == app.secret_values()  # no secret in a failure
+        assert taken_over
         restored = PooledDatabase.objects.get(deployment=again)
         assert restored.password == pooled.password
         attach = again.steps.get(name="shared databases").message
