@@ -41,23 +41,24 @@ def deployment_get(*, deployment_id: int) -> Deployment | None:
     return Deployment.objects.select_related("device").filter(pk=deployment_id).first()
 
 
-def kept_data_sentence(*, slug: str, device, instance: str = "default") -> str:
-    """For the wizard: "Picks up the data kept when Monica was removed from server-02 on
-    30 Nov 2026", when that app and name left its data on the device (services._kept_secrets
-    takes over its secrets then); "" otherwise."""
-    from django.utils import formats, timezone
-
-    kept = (
+def kept_deployment(*, device, project: str) -> Deployment | None:
+    """The latest deployment of this project on the device that was removed with its data
+    kept ("Keep my data"): a new one takes over its secrets (services._kept_secrets)."""
+    return (
         Deployment.objects.filter(
-            device=device,
-            slug=slug,
-            instance=instance,
-            status=DeploymentStatus.REMOVED,
-            data_kept=True,
+            device=device, project=project, status=DeploymentStatus.REMOVED, data_kept=True
         )
         .order_by("-pk")
         .first()
     )
+
+
+def kept_data_sentence(*, device, project: str) -> str:
+    """For the wizard: "Picks up the data kept when Monica was removed from server-02 on
+    30 Nov 2026", or "" when the device holds no kept data of that project."""
+    from django.utils import formats, timezone
+
+    kept = kept_deployment(device=device, project=project)
     if kept is None:
         return ""
     when = formats.date_format(timezone.localtime(kept.updated), "j M Y")

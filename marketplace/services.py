@@ -200,17 +200,10 @@ def _kept_secrets(recipe: Recipe, deployment: Deployment) -> tuple[dict, dict]:
     file). A new deployment of the same app and name on the same device therefore takes
     over the latest kept one's secrets; secrets the recipe declares since are generated.
     """
+    from marketplace.selectors import kept_deployment
+
     secrets = generate_secrets(recipe)
-    kept = (
-        Deployment.objects.filter(
-            device=deployment.device,
-            project=deployment.project,
-            status=DeploymentStatus.REMOVED,
-            data_kept=True,
-        )
-        .order_by("-pk")
-        .first()
-    )
+    kept = kept_deployment(device=deployment.device, project=deployment.project)
     if kept is None:
         return secrets, {}
     old = kept.secret_values()

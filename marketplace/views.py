@@ -104,14 +104,17 @@ def _candidates(recipe: Recipe, ranking) -> list[dict]:
                 "need_storage_bytes": recipe.manifest.requirements.storage_min_mb * MIB,
                 "pooling": _pooling_preview(device, recipe),
                 "kept": device is not None
-                and selectors.kept_data_sentence(slug=recipe.slug, device=device),
+                and selectors.kept_data_sentence(
+                    device=device, project=services.project_name(recipe.slug, "default")
+                ),
             }
         )
     return rows
 
 
 def _pooling_preview(device: Device | None, recipe: Recipe) -> list[str]:
-    """ "Will use the shared PostgreSQL on server-02 (saves about N MB)" and the like."""
+    """The wizard's sentences on shared databases ("Will use the shared PostgreSQL on
+    server-02 (saves about N MB)" and the like)."""
     if device is None or not recipe.manifest.requires_database:
         return []
     from pooling.selectors import pooling_preview

@@ -76,7 +76,7 @@ def pooling_recommendations() -> list[dict]:
         )
         for need in recipe.manifest.requires_database:
             engine = engines.MANIFEST_ENGINES[need.engine]
-            if engine in pooled_engines or not _poolable(need):
+            if engine in pooled_engines or not engines.manifest_need_poolable(need)[0]:
                 continue
             group = groups.setdefault(
                 (deployment.device_id, engine),
@@ -121,7 +121,7 @@ def pooling_preview(*, device, recipe, config: dict | None = None) -> list[str]:
     for need in recipe.manifest.requires_database:
         engine = engines.MANIFEST_ENGINES[need.engine]
         label = engines.LABELS.get(engine, engine)
-        poolable, why_not = _why(need)
+        poolable, why_not = engines.manifest_need_poolable(need)
         if not poolable:
             out.append(f"Keeps its own {label}: {why_not}")
             continue
@@ -144,14 +144,6 @@ def pooling_preview(*, device, recipe, config: dict | None = None) -> list[str]:
     return out
 
 
-def _why(need) -> tuple[bool, str]:
-    return engines.manifest_need_poolable(need)
-
-
-def _poolable(need) -> bool:
-    return _why(need)[0]
-
-
 def pooling_unpooled() -> list[str]:
     """For the pooling page: apps that keep a database of their own although the pool
     offers its engine, one sentence per app and engine, saying why (not by choice: apps
@@ -171,7 +163,7 @@ def pooling_unpooled() -> list[str]:
             continue
         for need in recipe.manifest.requires_database:
             engine = engines.MANIFEST_ENGINES[need.engine]
-            poolable, why_not = _why(need)
+            poolable, why_not = engines.manifest_need_poolable(need)
             if poolable or engine not in engines.POOLED_ENGINES:
                 continue
             key = (recipe.name, engines.LABELS[engine])

@@ -200,7 +200,7 @@ def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
 
 
 def _delete_dumps(shell, database: str) -> str:
-    """ "Delete my data": the final dumps earlier removals kept of this database go too."""
+    """On "Delete my data": the final dumps earlier removals kept of this database go too."""
     folder = _dumps_folder()
     _check(
         shell,

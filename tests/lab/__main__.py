@@ -92,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "apps":
             lab.up()
             session_marker().unlink(missing_ok=True)
-            images = _push_app_images(lab)
+            from tests.lab.images import (
+                build_and_push_recipe_images,
+                load_catalog_from_the_command_line,
+            )
+
+            images = build_and_push_recipe_images(lab, load_catalog_from_the_command_line())
             print(
                 f"{len(images)} images ready in {time.monotonic() - t0:.0f} s: the lab devices "
                 "pull them from the lab's registry when you deploy an app."
@@ -117,20 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
-
-
-def _push_app_images(lab: Lab) -> dict[str, str]:
-    """The catalog's images as stand-ins in the lab's registry (tests/lab/images)."""
-    import os
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "homelab.settings")
-    import django
-
-    django.setup()
-    from marketplace.recipes import load_catalog
-    from tests.lab.images import build_and_push_recipe_images
-
-    return build_and_push_recipe_images(lab, load_catalog())
 
 
 if __name__ == "__main__":

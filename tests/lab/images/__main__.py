@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -12,17 +11,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.lab.images")
     parser.add_argument("--list", action="store_true", help="only show what would be built")
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "homelab.settings")
-    import django
-
-    django.setup()
-    from marketplace.recipes import load_catalog
-
+    from . import load_catalog_from_the_command_line
     from .build import plan_images
 
-    catalog = load_catalog()
-    for problem in catalog.invalid:
-        print(f"skipped (invalid): {problem}", file=sys.stderr)
+    catalog = load_catalog_from_the_command_line()
     if args.list:
         for name, plan in plan_images(catalog).items():
             print(f"{name:50} {plan.role:9} {','.join(sorted(plan.ports))} {plan.health}")
