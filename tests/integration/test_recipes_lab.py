@@ -101,7 +101,7 @@ def _status(address: str, port: int, timeout: float = 120) -> dict:
     raise AssertionError(f"the stand-in never reported its databases reachable: {last}")
 
 
-@pytest.mark.parametrize("slug", ["paperless-ngx", "nextcloud", "immich", "monica"])
+@pytest.mark.parametrize("slug", ["paperless-ngx", "nextcloud", "n8n", "immich", "monica"])
 def test_an_app_standin_reaches_its_bundled_databases_with_the_generated_password(
     lab, standin_images, slug
 ):

@@ -89,11 +89,11 @@ def test_a_secret_fills_every_place_its_variable_appears(catalog):
     config = _config(recipe)
     data = render_compose(recipe, project="nc", config=config)
     assert (
-        data["services"]["nextcloud"]["environment"]["MYSQL_PASSWORD"]
+        data["services"]["nextcloud"]["environment"]["POSTGRES_PASSWORD"]
         == config.secrets["db_password"]
     )
     assert (
-        data["services"]["db"]["environment"]["MARIADB_PASSWORD"] == config.secrets["db_password"]
+        data["services"]["db"]["environment"]["POSTGRES_PASSWORD"] == config.secrets["db_password"]
     )
     assert "change-me" not in dump_compose(data)
 

@@ -82,12 +82,13 @@ def test_bundled_databases_are_declared_with_their_env_mapping():
     catalog = _catalog()
     engines = {
         slug: sorted(n.engine for n in catalog.get(slug).manifest.requires_database)
-        for slug in ("paperless-ngx", "immich", "nextcloud", "monica")
+        for slug in ("paperless-ngx", "immich", "nextcloud", "n8n", "monica")
     }
     assert engines == {
         "paperless-ngx": ["postgres", "redis"],
         "immich": ["postgres", "redis"],
-        "nextcloud": ["mysql"],
+        "nextcloud": ["postgres"],
+        "n8n": ["postgres"],
         "monica": ["mysql"],
     }
 
