@@ -22,6 +22,13 @@ class SharedInstanceAdmin(_ReadOnly):
 
 @admin.register(PooledDatabase)
 class PooledDatabaseAdmin(_ReadOnly):
-    list_display = ("database_name", "instance", "deployment", "size_bytes", "created")
+    list_display = (
+        "database_name",
+        "instance",
+        "deployment",
+        "size_bytes",
+        "connections",
+        "created",
+    )
     search_fields = ("database_name", "role_name")
     exclude = ("password",)

@@ -20,6 +20,7 @@ class PooledDatabaseOut(Schema):
     deployment_id: int | None
     app: str | None
     size_bytes: int | None
+    connections: int | None
     created: datetime
 
 
@@ -83,6 +84,7 @@ def instance_detail(request, instance_id: int):
                 "deployment_id": d.deployment_id,
                 "app": d.deployment.app_name if d.deployment else None,
                 "size_bytes": d.size_bytes,
+                "connections": d.connections,
                 "created": d.created,
             }
             for d in selectors.pooled_databases_of(instance)

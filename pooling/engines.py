@@ -273,21 +273,43 @@ def drop_sql(engine: str, *, database: str, role: str) -> str:
 
 
 def size_sql(engine: str, names: list[str] | tuple[str, ...] = ()) -> str:
-    """`name<TAB>bytes` per database (Redis: per app user `names`, its keys' memory)."""
+    """`name<TAB>bytes<TAB>open connections` per database (Redis: per app user `names`, its
+    keys' memory, then CLIENT LIST); read back with `parse_usage`."""
     if engine == "redis":
         from pooling import redis_acl
 
         return redis_acl.size_commands(list(names))
     if engine == "postgres":
-        return "SELECT datname || chr(9) || pg_database_size(datname) FROM pg_database;\n"
-    # Every database, the ones without tables yet too (size 0, not unknown). Two columns:
-    # the client's batch mode (-B) separates columns with a tab, but prints a tab inside a
-    # value as the two characters "\t".
+        return (
+            "SELECT d.datname || chr(9) || pg_database_size(d.datname) || chr(9) || "
+            "(SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) "
+            "FROM pg_database d;\n"
+        )
+    # Every database, the ones without tables yet too (size 0, not unknown). Separate
+    # columns: the client's batch mode (-B) separates columns with a tab, but prints a tab
+    # inside a value as the two characters "\t". Connections: the server's threads whose
+    # current database it is (the admin sees them all).
     return (
-        "SELECT s.schema_name, COALESCE(SUM(t.data_length + t.index_length), 0) "
+        "SELECT s.schema_name, COALESCE(SUM(t.data_length + t.index_length), 0), "
+        "(SELECT COUNT(*) FROM information_schema.PROCESSLIST p WHERE p.DB = s.schema_name) "
         "FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t "
         "ON t.table_schema = s.schema_name GROUP BY s.schema_name;\n"
     )
+
+
+def parse_usage(engine: str, output: str) -> dict[str, tuple[int, int | None]]:
+    """What `size_sql` answered: {database (Redis: user): (bytes, open connections)}."""
+    if engine == "redis":
+        from pooling import redis_acl
+
+        return redis_acl.parse_usage(output)
+    usage: dict[str, tuple[int, int | None]] = {}
+    for line in output.splitlines():
+        name, size, connections, *_ = [*line.split("\t"), "", ""]
+        if size.strip().isdigit():
+            count = int(connections) if connections.strip().isdigit() else None
+            usage[name.strip()] = (int(size), count)
+    return usage
 
 
 def parse_existed(output: str) -> bool:

@@ -549,13 +549,10 @@ def _measure_sizes(shell, instance: SharedInstance, container: str) -> None:
     )
     if code != 0 or engines.command_errors(instance.engine, out):
         return
-    sizes = {}
-    for line in out.splitlines():
-        name, _, size = line.partition("\t")
-        if size.strip().isdigit():
-            sizes[name.strip()] = int(size)
+    usage = engines.parse_usage(instance.engine, out)
     for pooled in PooledDatabase.objects.filter(instance=instance):
-        if pooled.database_name in sizes:
+        if pooled.database_name in usage:
+            size, connections = usage[pooled.database_name]
             PooledDatabase.objects.filter(pk=pooled.pk).update(
-                size_bytes=sizes[pooled.database_name]
+                size_bytes=size, connections=connections
             )

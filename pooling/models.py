@@ -75,6 +75,8 @@ class PooledDatabase(models.Model):
     role_name = models.CharField(max_length=41)
     password = EncryptedTextField(editable=False)
     size_bytes = models.BigIntegerField(null=True, blank=True)
+    # open connections to it (Redis: of its user) when the instance was last measured
+    connections = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -130,9 +130,27 @@ def drop_commands(*, user: str) -> str:
 
 
 def size_commands(names: list[str]) -> str:
+    """Each user's keys' memory (`name<TAB>bytes` lines), then the open connections (CLIENT
+    LIST, one line per client with `user=<name>`; a script may not call CLIENT)."""
     if not names:
         return ""
-    return line("EVAL", _SIZE_LUA, "0", *(check_name(n) for n in names)) + "\n"
+    return line("EVAL", _SIZE_LUA, "0", *(check_name(n) for n in names)) + "\nCLIENT LIST\n"
+
+
+_CLIENT_USER_RE = re.compile(r"(?:^|\s)user=(\S+)")
+
+
+def parse_usage(output: str) -> dict[str, tuple[int, int | None]]:
+    """size_commands' answer: {user: (bytes of its keys, its open connections)}."""
+    sizes: dict[str, int] = {}
+    clients: dict[str, int] = {}
+    for text in output.splitlines():
+        name, tab, size = text.strip().partition("\t")
+        if tab and size.isdigit():
+            sizes[name] = int(size)
+        elif match := _CLIENT_USER_RE.search(text):
+            clients[match.group(1)] = clients.get(match.group(1), 0) + 1
+    return {name: (size, clients.get(name, 0)) for name, size in sizes.items()}
 
 
 def errors(output: str) -> list[str]:

@@ -15,10 +15,13 @@ def pooling_index(request: HttpRequest) -> HttpResponse:
     instances = []
     for instance in selectors.shared_instances_live():
         baseline, source = selectors.shared_instance_baseline(instance)
+        databases = list(selectors.pooled_databases_of(instance))
+        measured = [d.connections for d in databases if d.connections is not None]
         instances.append(
             {
                 "instance": instance,
-                "databases": list(selectors.pooled_databases_of(instance)),
+                "databases": databases,
+                "connections": sum(measured) if measured else None,
                 "baseline_bytes": baseline,
                 "baseline_source": source,
                 "saved_bytes": selectors.shared_instance_saved_bytes(instance, instance.apps),

@@ -212,3 +212,15 @@ def test_mariadb_sizes_list_databases_without_tables_too():
     sql = engines.size_sql("mariadb")
     assert "information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t" in sql
     assert sql.startswith("SELECT s.schema_name, COALESCE(SUM(t.data_length + t.index_length), 0)")
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mariadb"])
+def test_sizes_and_connections_are_read_per_database(engine):
+    # psql -tA prints the one column it is given; the MariaDB client's batch mode separates
+    # the columns with tabs. A line without figures (a notice, a header) is not a database.
+    answer = "app_a\t7471619\t2\napp_b\t0\t0\nSET\nnot a row\n"
+    assert engines.parse_usage(engine, answer) == {"app_a": (7471619, 2), "app_b": (0, 0)}
+    # an older server's answer without the connections column still gives the size
+    assert engines.parse_usage(engine, "app_a\t10\n") == {"app_a": (10, None)}
+    assert "pg_stat_activity" in engines.size_sql("postgres")
+    assert "information_schema.PROCESSLIST" in engines.size_sql("mariadb")

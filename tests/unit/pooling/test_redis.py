@@ -219,3 +219,19 @@ def test_the_shared_redis_keeps_users_and_jobs():
     assert "a" * 40 not in script and "a" * 40 not in str(service["healthcheck"])
     assert service["volumes"] == ["data:/data"]
     assert data["networks"]["pool"] == {"name": "homelab-pool", "external": True}
+
+
+def test_sizes_and_connections_per_user_come_from_one_answer():
+    commands = engines.size_sql("redis", ["paperless_ngx_a", "paperless_ngx_b"])
+    assert commands.splitlines()[-1] == "CLIENT LIST"
+    answer = (
+        "paperless_ngx_a\t2048\npaperless_ngx_b\t0\n"
+        "id=3 addr=172.18.0.3:50512 laddr=172.18.0.2:6379 fd=8 name= age=9 db=0 "
+        "user=paperless_ngx_a lib-name= cmd=brpop\n"
+        "id=4 addr=172.18.0.3:50514 fd=9 user=paperless_ngx_a cmd=subscribe\n"
+        "id=5 addr=127.0.0.1:40000 fd=10 user=admin cmd=client|list\n"
+    )
+    assert engines.parse_usage("redis", answer) == {
+        "paperless_ngx_a": (2048, 2),
+        "paperless_ngx_b": (0, 0),
+    }
