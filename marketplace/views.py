@@ -249,11 +249,14 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
 
     htmx polling (the fallback when the WebSocket is not available) gets the progress
     partial only."""
+    from pooling.selectors import pooled_databases_for_deployment
+
     deployment = _deployment_or_404(deployment_id)
     context = _progress_context(deployment)
     if request.htmx:
         # the progress section, and the page's buttons out of band (Remove appears at the end)
         return render(request, "marketplace/_progress_polled.html", context)
+    context["pooled_databases"] = pooled_databases_for_deployment(deployment)
     return render(request, "marketplace/deployment_detail.html", context)
 
 

@@ -180,6 +180,7 @@ def pooled_databases_for_deployment(deployment) -> list[dict]:
     return [
         {
             "engine": d.instance.engine,
+            "label": engines.LABELS.get(d.instance.engine, d.instance.engine),
             "database": d.database_name,
             "role": d.role_name,
             "host": d.instance.project,

@@ -146,6 +146,11 @@ def test_the_pooling_page_lists_instances_databases_and_savings(client):
     PooledDatabase.objects.filter(database_name="paperless_ngx_b").update(size_bytes=7471619)
     text = client.get("/pooling/").content.decode()
     assert "0 bytes" in text and "7.1 MB" in text
+    # open connections: per database, and the instance's total, once measured
+    PooledDatabase.objects.filter(database_name="paperless_ngx_a").update(connections=0)
+    PooledDatabase.objects.filter(database_name="paperless_ngx_b").update(connections=3)
+    text = client.get("/pooling/").content.decode()
+    assert "0 open" in text and "3 open" in text and "3 open connections from apps" in text
     assert "S" * 40 not in text and "A" * 40 not in text
     # the dashboard gives the figure and says how it was measured, with a link to the details
     dashboard = client.get("/").content.decode()
@@ -305,3 +310,22 @@ def test_a_shared_server_removed_meanwhile_is_not_started_again():
     assert shared_instances_check(device=device, shell=shell, container_state=state) == []
     assert shell.ran == []
     assert SharedInstance.objects.get(pk=instance.pk).status == "removed"
+
+
+def test_the_deployment_page_says_which_shared_database_the_app_uses(client):
+    user = get_user_model().objects.create_superuser(
+        "admin", "a@example.com", "a-long-test-password"
+    )
+    device = _device()
+    pooled = _database(_instance(device), "paperless_ngx_a", password="S" * 40)
+    _database(_instance(device, engine="redis"), "paperless_ngx_b", password="T" * 40)
+    client.force_login(user)
+    text = client.get(f"/deployments/{pooled.deployment_id}/").content.decode()
+    assert (
+        "Uses the shared PostgreSQL on server-02: its own database <code>paperless_ngx_a</code> "
+        "and login <code>paperless_ngx_a</code>." in text
+    )
+    assert "S" * 40 not in text and "A" * 40 not in text
+    redis = PooledDatabase.objects.get(database_name="paperless_ngx_b").deployment_id
+    text = client.get(f"/deployments/{redis}/").content.decode()
+    assert "Uses the shared Redis on server-02: its own user <code>paperless_ngx_b</code>" in text
