@@ -20,6 +20,17 @@ class CatalogFilterForm(forms.Form):
         ]
 
 
+def shared_database_labels(recipe: Recipe) -> list[str]:
+    """The shared servers ("PostgreSQL", "Redis") the recipe's app would use on a device."""
+    from pooling import engines
+
+    return [
+        engines.LABELS[engines.MANIFEST_ENGINES[need.engine]]
+        for need in recipe.manifest.requires_database
+        if engines.manifest_need_poolable(need)[0]
+    ]
+
+
 class DeployForm(forms.Form):
     """Where to deploy and, optionally, host ports and extra environment variables.
 
@@ -46,6 +57,17 @@ class DeployForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.recipe = recipe
         self.fields["device_id"].choices = [("", "Recommended"), *device_choices]
+        shared = shared_database_labels(recipe)
+        if shared:
+            self.fields["bundled_databases"] = forms.BooleanField(
+                required=False,
+                label="Give this app its own database server",
+                help_text=(
+                    f"Instead of the shared {' and '.join(shared)} on the device: the app gets "
+                    "the database server its makers bundle, which takes more memory. Choose it "
+                    "only if the app's documentation asks for a particular database version."
+                ),
+            )
         for port in recipe.manifest.ports:
             self.fields[self.port_field(port.name)] = forms.IntegerField(
                 required=False,
@@ -98,6 +120,8 @@ class DeployForm(forms.Form):
             config["ports"] = ports
         if self.cleaned_data.get("env"):
             config["env"] = self.cleaned_data["env"]
+        if self.cleaned_data.get("bundled_databases"):
+            config["bundled_databases"] = True
         return config
 
     def add_service_error(self, field: str, message: str) -> None:

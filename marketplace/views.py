@@ -145,6 +145,10 @@ def _compose_preview(recipe: Recipe, form: DeployForm | None) -> str:
         )
     except RenderError as exc:
         return f"# This configuration cannot be used: {exc.field}: {exc.message}"
+    if not config.get("bundled_databases"):
+        from pooling.services import compose_pool_preview
+
+        compose_pool_preview(recipe=recipe, compose=data, instance=instance, password=MASK)
     return dump_compose(data)
 
 

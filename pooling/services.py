@@ -304,6 +304,32 @@ def compose_use_pool(
     return data
 
 
+def compose_pool_preview(*, recipe, compose: dict, instance: str, password: str) -> dict:
+    """The rendered compose wired to the shared servers as deploying it would (in place),
+    with `password` (the wizard's mask) for each app password: the wizard's preview.
+    Database names and hosts are the ones the deployment will get."""
+    for need in recipe.manifest.requires_database:
+        if not _poolable(need):
+            continue
+        engine = engines.MANIFEST_ENGINES[need.engine]
+        name = engines.database_name_for(slug=recipe.slug, instance=instance)
+        compose_use_pool(
+            compose,
+            service=need.service or recipe.manifest.main_service,
+            env_names=need.env.names(),
+            values=engines.connection_env(
+                engines.ENGINES[engine],
+                host=engines.project_for(engine, pool_prefix()),
+                database=name,
+                user=name,
+                password=password,
+            ),
+            bundled_service=need.bundled_service,
+            network=pool_network(),
+        )
+    return compose
+
+
 def pooling_applies(recipe, config: dict | None) -> bool:
     """Whether the platform pools any of the recipe's databases for this config."""
     if (config or {}).get("bundled_databases"):

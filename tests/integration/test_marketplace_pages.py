@@ -384,3 +384,39 @@ def test_the_wizard_says_when_a_device_holds_the_data_kept_from_an_earlier_remov
     )  # fmt: skip
     body = signed_in.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert "Picks up the data kept when Monica was removed from server-02 on" in body
+
+
+def test_the_compose_preview_shows_the_app_on_the_shared_server_or_with_its_own(signed_in):
+    url = reverse("app_compose_preview", args=["nextcloud"])
+    shared = signed_in.get(url, {"instance": "family"}).content.decode()
+    # what deploying will write: no bundled PostgreSQL, the shared one's host and database
+    assert "postgres:16-alpine" not in shared
+    assert "POSTGRES_HOST: hl-pool-postgres" in shared
+    assert "POSTGRES_DB: nextcloud_family" in shared and "homelab-pool" in shared
+    assert f"POSTGRES_PASSWORD: {MASK}" in shared
+    own = signed_in.get(url, {"instance": "family", "bundled_databases": "on"}).content.decode()
+    assert "postgres:16-alpine" in own and "hl-pool-postgres" not in own
+
+
+def test_the_wizard_offers_an_own_database_server_and_deploys_with_it(signed_in, monkeypatch):
+    make_device("server-02", ram_total_gib=8, ram_used_gib=1.9)
+    wizard = signed_in.get(reverse("app_deploy", args=["paperless-ngx"]), HTTP_HX_REQUEST="true")
+    html = wizard.content.decode()
+    assert "Give this app its own database server" in html
+    assert "Instead of the shared PostgreSQL and Redis on the device" in html
+    # an app without databases to share does not offer it
+    vaultwarden = signed_in.get(reverse("app_deploy", args=["vaultwarden"]), HTTP_HX_REQUEST="true")
+    assert "its own database server" not in vaultwarden.content.decode()
+
+    created = {}
+
+    def deployment_create(**kwargs):
+        created.update(kwargs)
+        return make_deployment(Device.objects.get(), status="deploying", url="")
+
+    monkeypatch.setattr("marketplace.services.deployment_create", deployment_create)
+    signed_in.post(
+        reverse("app_deploy", args=["paperless-ngx"]),
+        {"instance": "own", "env": "", "bundled_databases": "on"},
+    )
+    assert created["config"].get("bundled_databases") is True
