@@ -211,8 +211,9 @@ def _wait_healthy(shell, instance: SharedInstance, timeout: float, sleep=time.sl
             raise PoolingError(
                 f"The shared {instance.get_engine_display()} on {instance.device.name} did not "
                 f"become healthy within {timeout:g} s (state: {state}). Check the device's free "
-                f"memory and disk, or deploy with the bundled database "
-                f'(config {{"bundled_databases": true}}). {logs}'
+                "memory and disk, or give the app its own database server (the wizard's "
+                "Advanced > Give this app its own database server; API: config "
+                f'{{"bundled_databases": true}}). {logs}'
             )
         sleep(2)
 
@@ -222,19 +223,22 @@ def _ensure(*, device, engine: str, shell) -> tuple[SharedInstance, bool, str]:
     if engine not in engines.POOLED_ENGINES:
         raise PoolingError(
             f"The database pool does not offer {engine!r} (it offers "
-            f"{', '.join(engines.POOLED_ENGINES)}); deploy with the bundled database "
-            '(config {"bundled_databases": true}).'
+            f"{', '.join(engines.POOLED_ENGINES)}); give the app its own database server "
+            "(the wizard's Advanced > Give this app its own database server; API: config "
+            '{"bundled_databases": true}).'
         )
     instance = _live_instance(device, engine)
     created = instance is None
     if created:
         _check_room(device, engine)
+        project = engines.project_for(engine, pool_prefix())
+        _refuse_leftovers(shell, device, engine, project)
         _, version = engines.image_version(engine)
         instance = SharedInstance.objects.create(
             device=device,
             engine=engine,
             version=version,
-            project=engines.project_for(engine, pool_prefix()),
+            project=project,
             admin_password=engines.generate_password(),
         )
     instance.device = device
@@ -253,6 +257,39 @@ def _ensure(*, device, engine: str, shell) -> tuple[SharedInstance, bool, str]:
     SharedInstance.objects.filter(pk=instance.pk).update(status=SharedInstance.Status.RUNNING)
     instance.status = SharedInstance.Status.RUNNING
     return instance, created or started, container
+
+
+def _refuse_leftovers(shell, device, engine: str, project: str) -> None:
+    """A new shared server must not take over containers or data volumes of the same
+    compose project that this install did not start (an earlier install of Homelab, or
+    another one): their admin password is not known here, and removing them after a failed
+    start would delete other apps' databases. They are left untouched and the error says
+    how to go on."""
+    label = f"label=com.docker.compose.project={project}"
+    found = []
+    for what, args in (
+        ("a container", ["docker", "ps", "-aq", "--filter", label]),
+        ("a data volume", ["docker", "volume", "ls", "-q", "--filter", label]),
+    ):
+        code, out, err = shell.run(args, timeout=30)
+        if code != 0:
+            raise PoolingError(
+                f"Could not ask Docker on {device.name} what it runs ({(err or out).strip()[-300:]}). "
+                "Check that Docker runs on the device, then try again."
+            )
+        if out.split():
+            found.append(what)
+    if found:
+        label_text = engines.LABELS[engine]
+        raise PoolingError(
+            f"{device.name} already has {' and '.join(found)} of a shared {label_text} "
+            f"({project}) that this Homelab did not start: an earlier install of Homelab or "
+            "another one left it, and its password is not known here. It was left untouched, "
+            f"because it may hold other apps' data. If no app uses it any more, remove it on "
+            f"{device.name} with `docker compose -p {project} down -v` (this deletes its "
+            "databases) and deploy again; or give this app its own database server "
+            "(the wizard's Advanced > Give this app its own database server)."
+        )
 
 
 def _check_room(device, engine: str) -> None:
