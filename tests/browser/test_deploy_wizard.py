@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import re
 import secrets as pysecrets
-import sqlite3
 import urllib.request
 from urllib.parse import urlparse
 
 import pytest
 
+from tests.browser.steps import sign_up_and_add_device, take_our_key_off
 from tests.browser.test_first_run import (  # noqa: F401 - fixtures
     ADMIN_PASSWORD,
-    ADMIN_USER,
     ARTIFACTS,
     chromium,
     server,
@@ -71,21 +70,7 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
 
     try:
         # 1. account and device
-        page.goto(server + "/")
-        page.fill("#id_username", ADMIN_USER)
-        page.fill("#id_password1", ADMIN_PASSWORD)
-        page.fill("#id_password2", ADMIN_PASSWORD)
-        page.get_by_role("button", name="Create my account").click()
-        page.wait_for_url(server + "/devices/add/")
-        page.fill("#id_name", DEVICE)
-        page.fill("#id_address", lab_device.address)
-        page.fill("#id_port", str(lab_device.port))
-        page.fill("#id_username", lab_device.username)
-        page.fill("#id_password", lab_device.password)
-        page.get_by_role("button", name="Test connection", exact=True).click()
-        page.locator("#check-results").get_by_text("Checking requirements").wait_for(timeout=60_000)
-        page.get_by_role("button", name="Add this device").click()
-        page.wait_for_url(re.compile(r".*/devices/\d+/ready/$"), timeout=60_000)
+        sign_up_and_add_device(page, server, lab_device, DEVICE)
 
         # 2. the catalog, searched
         page.get_by_role("link", name="Apps", exact=True).click()
@@ -207,32 +192,9 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
         assert page.get_by_text("was removed from").is_visible()
     finally:
         context.close()
-        _take_our_key_off(lab, tmp_path / "data")
+        take_our_key_off(lab, DEVICE, tmp_path / "data")
 
     for body in bodies:
         assert lab_device.password not in body
         assert ADMIN_PASSWORD not in body
     assert hosts_seen == {urlparse(server).netloc}, hosts_seen
-
-
-def _take_our_key_off(lab, data_dir) -> None:
-    """The removed deployment's row keeps the device (history), so the device cannot be
-    removed through its page; take the key this server installed off by hand."""
-    try:
-        with sqlite3.connect(data_dir / "homelab.sqlite3") as db:
-            rows = db.execute("SELECT public_key FROM devices_device").fetchall()
-    except sqlite3.Error:
-        return
-    for (key,) in rows:
-        if not key:
-            continue
-        lab.exec(
-            DEVICE,
-            [
-                "sh",
-                "-c",
-                'f=/root/.ssh/authorized_keys; grep -vF "$1" "$f" > "$f.new"; cat "$f.new" > "$f"; rm -f "$f.new"',
-                "sh",
-                key.split()[1],
-            ],
-        )

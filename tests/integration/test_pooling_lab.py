@@ -81,6 +81,24 @@ def deploy(slug: str, instance: str, device_id: int, **config):
     return deployment
 
 
+def connections_while_held(
+    lab, device, container: str, env: dict[str, str], argv: list[str], pooled: list[PooledDatabase]
+) -> dict[int, int | None]:
+    """Open connections per pooled database as the health check measures them, while a
+    real client (`argv`, run in the shared server's container) holds one open."""
+    from pooling.services import shared_instances_check
+
+    options = [x for name, value in env.items() for x in ("-e", f"{name}={value}")]
+    lab.exec(DEVICE, ["docker", "exec", "-d", *options, container, *argv], check=True)
+    deadline = time.monotonic() + 20
+    while True:
+        assert shared_instances_check(device=device) == []
+        seen = {p.pk: PooledDatabase.objects.get(pk=p.pk).connections for p in pooled}
+        if any(seen.values()) or time.monotonic() > deadline:
+            return seen
+        time.sleep(1)
+
+
 def pool_containers(lab, project: str) -> list[str]:
     return lab.exec(
         DEVICE,
@@ -91,7 +109,9 @@ def pool_containers(lab, project: str) -> list[str]:
 def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
     device = lab_devices[DEVICE]
     tag = pysecrets.token_hex(2)
-    apps = [deploy("paperless-ngx", f"p{tag}{x}", device.pk) for x in "abc"]
+    # the issue's three: Nextcloud, then Paperless-ngx, then n8n, with no database settings
+    slugs = ("nextcloud", "paperless-ngx", "n8n")
+    apps = [deploy(slug, f"p{tag}{x}", device.pk) for slug, x in zip(slugs, "abc", strict=True)]
     try:
         project = f"{pool}-postgres"
         containers = pool_containers(lab, project)
@@ -150,7 +170,7 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
             psql_as(a, "create table keep(v text); insert into keep values ('kept')").returncode
             == 0
         )
-        outcome = pipeline.DeploymentPipeline(apps[0], load_catalog().get("paperless-ngx")).run()
+        outcome = pipeline.DeploymentPipeline(apps[0], load_catalog().get(slugs[0])).run()
         assert outcome.ok, outcome.error
         again = pooled_database_provision(deployment=apps[0], engine="postgres")
         assert (again.pk, again.password) == (a.pk, a.password)
@@ -195,6 +215,15 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         assert saved == max(0, 3 * baseline - shared.measured_memory_bytes)
         assert pooling_saved_ram_bytes() >= saved  # plus what the shared Redis saves
         assert any(PooledDatabase.objects.values_list("size_bytes", flat=True))
+
+        # open connections per database: B holds one, A has none (stand-ins connect per check)
+        held = connections_while_held(
+            lab, device, containers[0], {"PGPASSWORD": b.password},
+            ["psql", "-h", "127.0.0.1", "-U", b.role_name, "-d", b.database_name, "-c",
+             "select pg_sleep(30)"],
+            [a, b],
+        )  # fmt: skip
+        assert held == {a.pk: 0, b.pk: 1}, held
 
         # removing app A drops its database and role; B and C keep working
         services.deployment_remove(deployment=apps[0], delete_data=True)
@@ -259,6 +288,13 @@ def test_a_mariadb_pair_is_isolated_even_with_underscores(lab, lab_devices, pool
             "size_bytes", flat=True
         )
         assert all(size is not None and size >= 0 for size in sizes), list(sizes)
+        held = connections_while_held(
+            lab, device, containers[0], {"MYSQL_PWD": two.password},
+            ["mariadb", "-h", "127.0.0.1", "-u", two.role_name, "-e", "select sleep(30)",
+             two.database_name],
+            [one, two],
+        )  # fmt: skip
+        assert held == {one.pk: 0, two.pk: 1}, held
     finally:
         for app in (first, second):
             app.refresh_from_db()
@@ -357,6 +393,47 @@ def test_a_failed_deployment_drops_its_new_database_and_the_new_shared_server(
     assert f"undo: remove the Redis user sick_paper_{deployment.instance} and its keys" in undone
     assert "undo: remove the new shared Redis" in undone
     assert pool_containers(lab, f"{pool}-redis") == []
+
+
+def test_a_shared_server_left_by_another_install_is_not_taken_over_or_deleted(
+    lab, lab_devices, pool
+):
+    """Homelab installed afresh (its database gone) while the device still has the earlier
+    install's shared PostgreSQL data: that volume's admin password is not known here, and
+    a failed start must never `down -v` it. The deployment fails before the app starts,
+    says what to do, and the volume is untouched."""
+    device = lab_devices[DEVICE]
+    project = f"{pool}-postgres"
+    volume = f"{project}_data"
+    lab.exec(
+        DEVICE,
+        ["docker", "volume", "create", "--label", f"com.docker.compose.project={project}",
+         volume],
+        check=True,
+    )  # fmt: skip
+    app = f"x{pysecrets.token_hex(2)}"
+    deployment = services.deployment_create(
+        slug="paperless-ngx",
+        device_id=device.pk,
+        instance=app,
+        config={"ports": {"web": free_port()}},
+        sync=True,
+    )
+    assert deployment.status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+    assert f"already has a data volume of a shared PostgreSQL ({project})" in deployment.error
+    assert f"docker compose -p {project} down -v" in deployment.error
+    assert "Give this app its own database server" in deployment.error
+    listed = lab.exec(DEVICE, ["docker", "volume", "ls", "-q"]).stdout.split()
+    assert volume in listed
+    assert not SharedInstance.objects.filter(engine="postgres").exists()
+    assert pool_containers(lab, project) == []
+    # nothing of the app was started either
+    assert (
+        lab.exec(
+            DEVICE, ["docker", "ps", "-aq", "--filter", f"name=hl-paperless-ngx-{app}"]
+        ).stdout.split()
+        == []
+    )
 
 
 def _volumes_rm(lab, project: str) -> None:
@@ -564,6 +641,13 @@ def test_two_paperless_share_one_redis_each_in_its_own_prefix(lab, lab_devices, 
         shared.refresh_from_db()
         assert shared.measured_memory_bytes and shared.measured_memory_bytes > 0
         assert PooledDatabase.objects.get(pk=a.pk).size_bytes > 0
+        held = connections_while_held(
+            lab, device, redis_container, {"REDISCLI_AUTH": b.password},
+            ["redis-cli", "--user", b.role_name, "-h", "127.0.0.1", "BLPOP",
+             f"{b.role_name}:never", "30"],
+            [a, b],
+        )  # fmt: skip
+        assert held == {a.pk: 0, b.pk: 1}, held
         baseline = shared_instance_measure_baseline(instance=shared)
         print(
             f"redis: shared {shared.measured_memory_bytes} B, standalone {baseline} B, "
