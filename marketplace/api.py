@@ -315,11 +315,18 @@ def restart(request: HttpRequest, deployment_id: int):
 
 
 @router.delete("/deployments/{deployment_id}", response=DeploymentOut)
-def remove(request: HttpRequest, deployment_id: int, delete_data: bool = False):
+def remove(
+    request: HttpRequest,
+    deployment_id: int,
+    delete_data: bool = False,
+    keep_shared_servers: bool = False,
+):
     return _day2(
         deployment_id,
         lambda deployment: services.deployment_remove(
-            deployment=deployment, delete_data=delete_data
+            deployment=deployment,
+            delete_data=delete_data,
+            keep_shared_servers=keep_shared_servers,
         ),
     )
 

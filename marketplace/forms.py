@@ -159,3 +159,5 @@ class DeploymentFilterForm(forms.Form):
 
 class RemoveForm(forms.Form):
     data = forms.ChoiceField(choices=[("keep", "Keep my data"), ("delete", "Delete my data")])
+    # shown when the app is the last one on a shared database server of its device
+    keep_shared_servers = forms.BooleanField(required=False)

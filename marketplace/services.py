@@ -458,14 +458,18 @@ def _set_status(deployment: Deployment, status: str) -> Deployment:
     return deployment
 
 
-def deployment_remove(*, deployment: Deployment, delete_data: bool = False) -> Deployment:
+def deployment_remove(
+    *, deployment: Deployment, delete_data: bool = False, keep_shared_servers: bool = False
+) -> Deployment:
     """Take the app off its device; the deployment ends removed.
 
     1. Hold the device's lease, then claim the deployment (conditional UPDATE to removing).
     2. A rolled-back deployment left nothing on the device, and when a newer deployment of
        the same app+instance lives there the project name is its: touch nothing.
     3. Otherwise `docker compose down --remove-orphans` (with `-v` when delete_data) and
-       remove the app folder.
+       remove the app folder; its shared databases are dropped (dumped first unless
+       delete_data), and a shared server left without apps is removed too unless
+       keep_shared_servers.
     A failure leaves it failed with the reason, so Remove can be pressed again.
     """
     if deployment.status == DeploymentStatus.REMOVED:
@@ -501,12 +505,16 @@ def deployment_remove(*, deployment: Deployment, delete_data: bool = False) -> D
             .exists()
         )
         if previous != DeploymentStatus.ROLLED_BACK and not successor:
-            _remove_from_device(deployment, delete_data=delete_data)
+            _remove_from_device(
+                deployment, delete_data=delete_data, keep_shared_servers=keep_shared_servers
+            )
     _release(deployment)
     return _finish(deployment, DeploymentStatus.REMOVED, "")
 
 
-def _remove_from_device(deployment: Deployment, *, delete_data: bool) -> None:
+def _remove_from_device(
+    deployment: Deployment, *, delete_data: bool, keep_shared_servers: bool = False
+) -> None:
     step = DeploymentStep.objects.create(
         deployment=deployment, name="remove containers" + (" and data" if delete_data else "")
     )
@@ -518,7 +526,10 @@ def _remove_from_device(deployment: Deployment, *, delete_data: bool) -> None:
 
         try:
             released = pooled_databases_release(
-                deployment=deployment, keep_data=not delete_data, shell=p.shell
+                deployment=deployment,
+                keep_data=not delete_data,
+                keep_instance=keep_shared_servers,
+                shell=p.shell,
             )
         except PoolingError as exc:
             raise pipeline.StepFailed(exc.message) from None

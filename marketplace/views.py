@@ -314,7 +314,11 @@ def deployment_remove(request: HttpRequest, deployment_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         delete_data = form.cleaned_data["data"] == "delete"
         try:
-            services.deployment_remove(deployment=deployment, delete_data=delete_data)
+            services.deployment_remove(
+                deployment=deployment,
+                delete_data=delete_data,
+                keep_shared_servers=form.cleaned_data["keep_shared_servers"],
+            )
         except services.DeploymentError as exc:
             messages.error(request, exc.message)
             return redirect("deployment_detail", deployment_id=deployment.pk)
@@ -324,8 +328,16 @@ def deployment_remove(request: HttpRequest, deployment_id: int) -> HttpResponse:
             + (" with its data." if delete_data else "; its data was kept."),
         )
         return redirect("deployment_list")
+    from pooling.selectors import shared_instances_left_empty
+
     return render(
-        request, "marketplace/deployment_remove.html", {"deployment": deployment, "form": form}
+        request,
+        "marketplace/deployment_remove.html",
+        {
+            "deployment": deployment,
+            "form": form,
+            "last_on": shared_instances_left_empty(deployment),
+        },
     )
 
 

@@ -90,3 +90,25 @@ def instance_detail(request, instance_id: int):
             for d in selectors.pooled_databases_of(instance)
         ],
     }
+
+
+class RemovedOut(Schema):
+    message: str
+
+
+@router.delete(
+    "/instances/{instance_id}",
+    response={200: RemovedOut, 409: RemovedOut, 502: RemovedOut},
+)
+def instance_remove(request, instance_id: int):
+    """Remove a shared server no app uses (409 while apps use it)."""
+    from devices.ssh import SSHError
+    from pooling import services
+
+    instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
+    try:
+        return 200, {"message": services.shared_instance_remove_unused(instance=instance)}
+    except services.PoolingError as exc:
+        return exc.status, {"message": exc.message}
+    except SSHError as exc:
+        return 502, {"message": f"{instance.device.name} did not answer ({exc}); try again."}

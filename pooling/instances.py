@@ -32,9 +32,10 @@ MEASURE_EVERY_SECONDS = 300
 class PoolingError(Exception):
     """What stopped pooling, in words that say what to do."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, status: int = 502):
         super().__init__(message)
         self.message = message
+        self.status = status  # for the API: 409 when the person's request conflicts
 
 
 # ------------------------------------------------------------------------------ shell

@@ -43,6 +43,15 @@ def pooling_saved_ram_bytes() -> int:
     return sum(shared_instance_saved_bytes(i, i.apps) for i in shared_instances_live())
 
 
+def shared_instances_left_empty(deployment) -> list[SharedInstance]:
+    """The shared servers on which `deployment` is the only app: removing it leaves them
+    without apps (and removes them, unless the person keeps them)."""
+    # filtering on the join would count only this app's databases: select by id instead
+    mine = PooledDatabase.objects.filter(deployment=deployment).values("instance_id")
+    live = SharedInstance.objects.filter(pk__in=mine).exclude(status=SharedInstance.Status.REMOVED)
+    return list(live.annotate(apps=Count("databases")).filter(apps=1).select_related("device"))
+
+
 def pooled_databases_of(instance: SharedInstance) -> QuerySet[PooledDatabase]:
     return PooledDatabase.objects.filter(instance=instance).select_related("deployment")
 

@@ -215,6 +215,39 @@ def _instance_in_use(instance: SharedInstance) -> bool:
     return PooledDatabase.objects.filter(instance=instance).exists()
 
 
+def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> str:
+    """Remove a shared server no app uses any more (kept when its last app was removed).
+
+    Holds the device's deployment lease, so no deployment creates a database in it
+    meanwhile; refuses while an app still uses it."""
+    import uuid
+
+    from marketplace.services import DeploymentError, device_lease
+
+    label = instance.get_engine_display()
+    device = instance.device
+    try:
+        with device_lease(
+            device_id=device.pk, holder=f"pool-remove-{instance.pk}-{uuid.uuid4().hex[:8]}"
+        ):
+            apps = PooledDatabase.objects.filter(instance=instance).count()
+            if apps:
+                raise PoolingError(
+                    f"{apps} app{'s' if apps != 1 else ''} still use{'' if apps != 1 else 's'} "
+                    f"the shared {label} on {device.name}: remove "
+                    f"{'them' if apps != 1 else 'it'} first (My apps), then this server.",
+                    status=409,
+                )
+            if instance.status == SharedInstance.Status.REMOVED:
+                return f"shared {label} removed"
+            return shared_instance_remove(instance=instance, shell=shell)
+    except DeploymentError:
+        raise PoolingError(
+            f"{device.name} is busy with a deployment; try again when it has finished.",
+            status=409,
+        ) from None
+
+
 def pooled_databases_release(
     *, deployment, keep_data: bool, keep_instance: bool = False, shell=None
 ) -> str:

@@ -5,10 +5,12 @@ Thin: reads from selectors and renders.
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from pooling import selectors
+from pooling import selectors, services
 
 
 def pooling_index(request: HttpRequest) -> HttpResponse:
@@ -37,3 +39,25 @@ def pooling_index(request: HttpRequest) -> HttpResponse:
             "unpooled": selectors.pooling_unpooled(),
         },
     )
+
+
+@require_POST
+def shared_instance_remove(request: HttpRequest, instance_id: int) -> HttpResponse:
+    """Remove a shared server no app uses (the page offers it only for those)."""
+    instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
+    from devices.ssh import SSHError
+
+    try:
+        services.shared_instance_remove_unused(instance=instance)
+    except services.PoolingError as exc:
+        messages.error(request, exc.message)
+    except SSHError as exc:
+        messages.error(
+            request, f"{instance.device.name} did not answer ({exc}); try again in a moment."
+        )
+    else:
+        messages.success(
+            request,
+            f"The shared {instance.get_engine_display()} on {instance.device.name} was removed.",
+        )
+    return redirect("pooling_index")

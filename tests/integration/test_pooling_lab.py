@@ -303,6 +303,36 @@ def test_a_mariadb_pair_is_isolated_even_with_underscores(lab, lab_devices, pool
     assert pool_containers(lab, f"{pool}-mariadb") == []
 
 
+def test_the_last_apps_shared_server_can_be_kept_and_removed_later(lab, lab_devices, pool):
+    """Removing the last app with keep_shared_servers leaves the server running (empty); the
+    next app uses it; once unused again it is removed from the Shared databases page's
+    service, refused while an app uses it."""
+    from pooling.services import PoolingError, shared_instance_remove_unused
+
+    device = lab_devices[DEVICE]
+    tag = "k" + pysecrets.token_hex(2)
+    project = f"{pool}-mariadb"
+    first = deploy("monica", f"{tag}a", device.pk)
+    services.deployment_remove(deployment=first, delete_data=True, keep_shared_servers=True)
+    [container] = pool_containers(lab, project)
+    shared = SharedInstance.objects.get(engine="mariadb")
+    assert shared.status == "running" and not PooledDatabase.objects.filter(instance=shared)
+    second = deploy("monica", f"{tag}b", device.pk)
+    try:
+        assert pool_containers(lab, project) == [container]  # the kept server, reused
+        assert PooledDatabase.objects.get(deployment=second).instance_id == shared.pk
+        with pytest.raises(PoolingError, match="1 app still uses the shared MariaDB"):
+            shared_instance_remove_unused(instance=shared)
+        assert pool_containers(lab, project) == [container]
+    finally:
+        services.deployment_remove(deployment=second, delete_data=True, keep_shared_servers=True)
+    assert pool_containers(lab, project) == [container]
+    assert shared_instance_remove_unused(instance=shared) == "shared MariaDB removed"
+    assert pool_containers(lab, project) == []
+    shared.refresh_from_db()
+    assert shared.status == "removed"
+
+
 def test_the_bundled_form_stays_available(lab, lab_devices, pool):
     device = lab_devices[DEVICE]
     app = deploy("monica", f"b{pysecrets.token_hex(2)}", device.pk, bundled_databases=True)

@@ -329,3 +329,48 @@ def test_the_deployment_page_says_which_shared_database_the_app_uses(client):
     redis = PooledDatabase.objects.get(database_name="paperless_ngx_b").deployment_id
     text = client.get(f"/deployments/{redis}/").content.decode()
     assert "Uses the shared Redis on server-02: its own user <code>paperless_ngx_b</code>" in text
+
+
+def test_removing_the_last_app_of_a_shared_server_offers_to_keep_it(client):
+    user = get_user_model().objects.create_superuser(
+        "admin", "a@example.com", "a-long-test-password"
+    )
+    instance = _instance(_device())
+    first = _database(instance, "paperless_ngx_a")
+    client.force_login(user)
+    page = client.get(f"/deployments/{first.deployment_id}/remove/").content.decode()
+    assert "Keep the shared PostgreSQL on server-02 running" in page
+    assert "Paperless is the last app using it" in page
+    # with a second app on it, removing the first leaves it in use: nothing to offer
+    _database(instance, "paperless_ngx_b")
+    page = client.get(f"/deployments/{first.deployment_id}/remove/").content.decode()
+    assert "Keep the shared" not in page
+
+
+def test_a_shared_server_in_use_cannot_be_removed_and_an_unused_one_offers_it(client):
+    user = get_user_model().objects.create_superuser(
+        "admin", "a@example.com", "a-long-test-password"
+    )
+    busy = _instance(_device())
+    _database(busy, "paperless_ngx_a")
+    idle = _instance(_device("server-03"), engine="mariadb")
+    client.force_login(user)
+    page = client.get("/pooling/").content.decode()
+    assert page.count("Remove this server") == 1  # the idle one only
+    assert f"/pooling/instances/{idle.pk}/remove/" in page
+    # the API refuses the busy one with what to do, before touching the device
+    from ninja.testing import TestClient
+
+    from pooling.api import router
+
+    answer = TestClient(router).delete(f"/instances/{busy.pk}", user=user)
+    assert answer.status_code == 409
+    assert answer.json()["message"] == (
+        "1 app still uses the shared PostgreSQL on server-02: remove it first (My apps), "
+        "then this server."
+    )
+    # and the page says the same
+    response = client.post(f"/pooling/instances/{busy.pk}/remove/", follow=True)
+    assert "1 app still uses the shared PostgreSQL on server-02" in response.content.decode()
+    busy.refresh_from_db()
+    assert busy.status == "running"
