@@ -466,6 +466,47 @@ def test_a_shared_server_left_by_another_install_is_not_taken_over_or_deleted(
     )
 
 
+def test_a_shared_server_that_will_not_start_stops_the_deployment_before_the_app(
+    lab, lab_devices, pool, monkeypatch
+):
+    """The shared PostgreSQL is given a setting it refuses, so it never becomes healthy:
+    the deployment fails before the app starts, says what to do, and leaves nothing."""
+    from pooling import instances
+
+    device = lab_devices[DEVICE]
+    shared_compose = engines.shared_compose
+
+    def refused(engine, **kwargs):
+        data = shared_compose(engine, **kwargs)
+        if engine == "postgres":
+            data["services"]["postgres"]["command"] += ["-c", "shared_buffers=lots"]
+        return data
+
+    monkeypatch.setattr(engines, "shared_compose", refused)
+    monkeypatch.setattr(instances, "HEALTH_TIMEOUT_SECONDS", 25)
+    app = f"n{pysecrets.token_hex(2)}"
+    deployment = services.deployment_create(
+        slug="n8n",
+        device_id=device.pk,
+        instance=app,
+        config={"ports": {"web": free_port()}},
+        sync=True,
+    )
+    assert deployment.status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+    error = deployment.error
+    assert f"The shared PostgreSQL on {device.name} did not become healthy within 25 s" in error
+    assert "Give this app its own database server" in error
+    assert 'invalid value for parameter "shared_buffers"' in error  # its log, to see why
+    assert not deployment.steps.filter(name="start containers").exists()
+    assert pool_containers(lab, f"{pool}-postgres") == []
+    assert not SharedInstance.objects.exclude(status="removed").exists()
+    assert not PooledDatabase.objects.exists()
+    assert (
+        lab.exec(DEVICE, ["docker", "ps", "-aq", "--filter", f"name=hl-n8n-{app}"]).stdout.split()
+        == []
+    )
+
+
 def _volumes_rm(lab, project: str) -> None:
     vols = lab.exec(
         DEVICE,
