@@ -15,7 +15,15 @@ class _ReadOnly(admin.ModelAdmin):
 
 @admin.register(SharedInstance)
 class SharedInstanceAdmin(_ReadOnly):
-    list_display = ("engine", "device", "version", "status", "measured_memory_bytes", "created")
+    list_display = (
+        "engine",
+        "device",
+        "version",
+        "status",
+        "measured_memory_bytes",
+        "last_incident_at",
+        "created",
+    )
     list_filter = ("engine", "status", "device")
     exclude = ("admin_password",)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 
 from pooling import selectors
 from pooling.models import SharedInstance
@@ -37,6 +37,10 @@ class SharedInstanceOut(Schema):
     standalone_memory_bytes: int
     standalone_memory_source: str
     saved_ram_bytes: int
+    last_incident: str = Field(
+        description="What the health check last had to do (restarted it, or could not)."
+    )
+    last_incident_at: datetime | None
     created: datetime
 
 
@@ -62,6 +66,8 @@ def _out(instance: SharedInstance) -> dict:
         "standalone_memory_bytes": baseline,
         "standalone_memory_source": source,
         "saved_ram_bytes": selectors.shared_instance_saved_bytes(instance, apps),
+        "last_incident": instance.last_incident,
+        "last_incident_at": instance.last_incident_at,
         "created": instance.created,
     }
 

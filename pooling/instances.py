@@ -510,26 +510,18 @@ def _restart_under_lease(shell, device, instance: SharedInstance, state: str):
             SharedInstance.objects.filter(pk=instance.pk).update(
                 status=SharedInstance.Status.STOPPED
             )
+            label = f"The shared {instance.get_engine_display()} on {device.name}"
+            was = f"had stopped ({state})" if state else "was gone (its container was removed)"
             try:
                 _start(shell, instance)
                 container = _wait_healthy(shell, instance, HEALTH_TIMEOUT_SECONDS)
             except PoolingError as exc:
-                SharedInstance.objects.filter(pk=instance.pk).update(
-                    status=SharedInstance.Status.FAILED
-                )
-                return (
-                    False,
-                    f"{instance.project} on {device.name} is down and did not restart: {exc}",
-                    "",
-                )
-            SharedInstance.objects.filter(pk=instance.pk).update(
-                status=SharedInstance.Status.RUNNING
-            )
-            return (
-                True,
-                f"{instance.project} on {device.name} was {state or 'gone'}; restarted",
-                container,
-            )
+                sentence = f"{label} {was} and did not start again: {exc.message}"
+                _incident(instance, sentence, SharedInstance.Status.FAILED)
+                return False, sentence, ""
+            sentence = f"{label} {was}; it was started again and its apps reconnect."
+            _incident(instance, sentence, SharedInstance.Status.RUNNING)
+            return True, sentence, container
     except DeploymentError:
         logger.info(
             "%s on %s is not running, but a deployment is working on the device; "
@@ -538,6 +530,13 @@ def _restart_under_lease(shell, device, instance: SharedInstance, state: str):
             device.name,
         )
         return None
+
+
+def _incident(instance: SharedInstance, sentence: str, status: str) -> None:
+    """What the health check did, kept for the Shared databases page and the API."""
+    SharedInstance.objects.filter(pk=instance.pk).update(
+        status=status, last_incident=sentence, last_incident_at=timezone.now()
+    )
 
 
 def measure_due(instance: SharedInstance, every: float | None, now=None) -> bool:

@@ -39,6 +39,9 @@ class SharedInstance(models.Model):
     # the memory of one standalone instance of the same engine and version on this device
     # (the "without pooling" baseline); None until measured: the documented default is used
     standalone_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    # what the health check last had to do about it, in words ("had stopped; started again")
+    last_incident = models.TextField(blank=True, default="")
+    last_incident_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

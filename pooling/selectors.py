@@ -52,6 +52,20 @@ def shared_instances_left_empty(deployment) -> list[SharedInstance]:
     return list(live.annotate(apps=Count("databases")).filter(apps=1).select_related("device"))
 
 
+def shared_instances_down() -> list[str]:
+    """For the dashboard: one sentence per shared server the health check could not start
+    again (its apps cannot reach their databases)."""
+    out = []
+    for instance in shared_instances_live().filter(status=SharedInstance.Status.FAILED):
+        n = instance.apps
+        out.append(
+            f"The shared {instance.get_engine_display()} on {instance.device.name} is down: "
+            f"{n} app{'s' if n != 1 else ''} cannot reach {'their' if n != 1 else 'its'} "
+            "database."
+        )
+    return out
+
+
 def pooled_databases_of(instance: SharedInstance) -> QuerySet[PooledDatabase]:
     return PooledDatabase.objects.filter(instance=instance).select_related("deployment")
 

@@ -146,6 +146,14 @@ def test_the_pooling_page_lists_instances_databases_and_savings(client):
     PooledDatabase.objects.filter(database_name="paperless_ngx_b").update(size_bytes=7471619)
     text = client.get("/pooling/").content.decode()
     assert "0 bytes" in text and "7.1 MB" in text
+    # what the health check last did about the server is on the page
+    SharedInstance.objects.filter(pk=instance.pk).update(
+        last_incident="The shared PostgreSQL on server-02 had stopped (exited); it was "
+        "started again and its apps reconnect.",
+        last_incident_at="2026-11-30T14:20:00Z",
+    )
+    text = client.get("/pooling/").content.decode()
+    assert "30 Nov, 14:20: The shared PostgreSQL on server-02 had stopped (exited)" in text
     # open connections: per database, and the instance's total, once measured
     PooledDatabase.objects.filter(database_name="paperless_ngx_a").update(connections=0)
     PooledDatabase.objects.filter(database_name="paperless_ngx_b").update(connections=3)
@@ -374,3 +382,24 @@ def test_a_shared_server_in_use_cannot_be_removed_and_an_unused_one_offers_it(cl
     assert "1 app still uses the shared PostgreSQL on server-02" in response.content.decode()
     busy.refresh_from_db()
     assert busy.status == "running"
+
+
+def test_a_shared_server_that_did_not_start_again_is_on_the_dashboard(client):
+    user = get_user_model().objects.create_superuser(
+        "admin", "a@example.com", "a-long-test-password"
+    )
+    instance = _instance(_device())
+    _database(instance, "paperless_ngx_a")
+    _database(instance, "paperless_ngx_b")
+    client.force_login(user)
+    assert "is down" not in client.get("/").content.decode()
+    SharedInstance.objects.filter(pk=instance.pk).update(status="failed")
+    dashboard = client.get("/").content.decode()
+    assert "The shared PostgreSQL on server-02 is down: 2 apps cannot reach their database." in (
+        dashboard
+    )
+    assert 'href="/pooling/">What happened' in dashboard
+    resources = client.get("/api/v1/resources").json()
+    assert resources["shared_databases_down"] == [
+        "The shared PostgreSQL on server-02 is down: 2 apps cannot reach their database."
+    ]
