@@ -103,6 +103,7 @@ class ResourcesOut(Schema):
     apps_total: int
     apps_running: int
     pooling_saved_ram_bytes: int
+    shared_databases_down: list[str]
 
 
 def _device_out(device: Device) -> dict:

@@ -20,6 +20,7 @@ Both are used by one thread at a time (their own lock).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import secrets
@@ -94,10 +95,8 @@ class KeptShell:
             buffer += data
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a dead channel may fail to close: gone anyway
             self.channel.close()
-        except Exception:  # closing a dead channel may fail; it is gone either way
-            pass
 
 
 class DockerHTTP(http.client.HTTPConnection):

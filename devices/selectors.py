@@ -1,7 +1,8 @@
 """Reads about devices: the homelab as one system, and each device's health.
 
 The totals count ONLINE devices only (an offline device's last figures are stale). Apps
-and pooling plug in through `_apps_counts` and `_pooling_saved_ram_bytes`, which ask the
+and pooling plug in through `_apps_counts`, `_pooling_saved_ram_bytes` and
+`_shared_databases_down`, which ask the
 marketplace and pooling apps once they provide the named selector; until then they are 0.
 """
 
@@ -27,6 +28,14 @@ def _pooling_saved_ram_bytes() -> int:
     except ImportError:
         return 0
     return int(pooling_saved_ram_bytes())
+
+
+def _shared_databases_down() -> list[str]:
+    try:
+        from pooling.selectors import shared_instances_down
+    except ImportError:
+        return []
+    return shared_instances_down()
 
 
 def resources_summary() -> dict:
@@ -63,6 +72,7 @@ def resources_summary() -> dict:
         "apps_total": apps_total,
         "apps_running": apps_running,
         "pooling_saved_ram_bytes": _pooling_saved_ram_bytes(),
+        "shared_databases_down": _shared_databases_down(),
     }
 
 
