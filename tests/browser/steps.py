@@ -5,8 +5,45 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from pathlib import Path
+from urllib.parse import urlparse
 
-from tests.browser.test_first_run import ADMIN_PASSWORD, ADMIN_USER
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+ADMIN_USER = "homeowner"
+ADMIN_PASSWORD = "Correct-Horse-Battery-7"
+
+
+class Visit:
+    """One browser page for a test: every host it asks, every page it was shown (to look
+    for secrets afterwards), and screenshots named `<prefix><name>.png` in ARTIFACTS (the
+    old ones of the prefix removed first)."""
+
+    def __init__(self, chromium, prefix: str):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for old in ARTIFACTS.glob(f"{prefix}*.png"):
+            old.unlink()
+        self.prefix = prefix
+        self.context = chromium.new_context(viewport={"width": 1200, "height": 900})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
+        self.hosts: set[str] = set()
+        self.bodies: list[str] = []
+        self.page.on("request", lambda request: self.hosts.add(urlparse(request.url).netloc))
+
+    def shot(self, name: str) -> None:
+        self.bodies.append(self.page.content())
+        self.page.screenshot(path=str(ARTIFACTS / f"{self.prefix}{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+    def assert_private(self, server: str, *secrets: str) -> None:
+        """No page showed a secret, and the browser talked to our server only."""
+        for body in self.bodies:
+            for secret in secrets:
+                assert secret not in body
+        assert self.hosts == {urlparse(server).netloc}, self.hosts
 
 
 def sign_up_and_add_device(page, server: str, lab_device, name: str) -> None:

@@ -19,17 +19,11 @@ from __future__ import annotations
 import re
 import secrets as pysecrets
 import urllib.request
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.browser.steps import sign_up_and_add_device, take_our_key_off
-from tests.browser.test_first_run import (  # noqa: F401 - fixtures
-    ADMIN_PASSWORD,
-    ARTIFACTS,
-    chromium,
-    server,
-)
+from tests.browser.steps import ADMIN_PASSWORD, Visit, sign_up_and_add_device, take_our_key_off
+from tests.browser.test_first_run import chromium, server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
 
@@ -42,15 +36,8 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
 
     build_and_push_recipe_images(lab, load_catalog([]), verbose=False)
     lab_device = lab.device(DEVICE)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("deploy-*.png"):
-        old.unlink()
-
-    context = chromium.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    hosts_seen: set[str] = set()
-    page.on("request", lambda request: hosts_seen.add(urlparse(request.url).netloc))
+    visit = Visit(chromium, "deploy-")
+    page, shot = visit.page, visit.shot
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     polls: list[str] = []  # htmx polling of a deployment page (the fallback)
@@ -62,11 +49,6 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
             else None
         ),
     )
-    bodies: list[str] = []
-
-    def shot(name: str) -> None:
-        bodies.append(page.content())
-        page.screenshot(path=str(ARTIFACTS / f"deploy-{name}.png"), full_page=True)
 
     try:
         # 1. account and device
@@ -191,10 +173,7 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
         page.wait_for_url(server + "/deployments/", timeout=120_000)
         assert page.get_by_text("was removed from").is_visible()
     finally:
-        context.close()
+        visit.close()
         take_our_key_off(lab, DEVICE, tmp_path / "data")
 
-    for body in bodies:
-        assert lab_device.password not in body
-        assert ADMIN_PASSWORD not in body
-    assert hosts_seen == {urlparse(server).netloc}, hosts_seen
+    visit.assert_private(server, lab_device.password, ADMIN_PASSWORD)

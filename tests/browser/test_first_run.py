@@ -6,7 +6,7 @@
    dashboard that shows the device's memory (about 2 GB) and refreshes by itself.
 3. Remove the device again through its page, which also takes our key off the device.
 
-Screenshots of every step go to test-artifacts/browser/ at the repository root.
+Screenshots of every step go to test-artifacts/browser/first-run-*.png.
 The browser and the server talk on 127.0.0.1 only; the only device is the lab's.
 """
 
@@ -21,12 +21,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
+from tests.browser.steps import ADMIN_PASSWORD, ADMIN_USER, ROOT, Visit
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -36,8 +35,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ADMIN_USER = "homeowner"
-ADMIN_PASSWORD = "Correct-Horse-Battery-7"
 GiB = 1024**3
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
@@ -108,20 +105,8 @@ def _gib(text: str) -> float:
 
 def test_first_run_to_a_dashboard_with_the_new_device(server, chromium, lab):
     pi = lab.device("lab-pi")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("0[0-9]-*.png"):
-        old.unlink()
-
-    context = chromium.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    hosts_seen: set[str] = set()
-    page.on("request", lambda request: hosts_seen.add(urlparse(request.url).netloc))
-    page_bodies: list[str] = []
-
-    def shot(name: str) -> None:
-        page_bodies.append(page.content())
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    visit = Visit(chromium, "first-run-")
+    page, shot = visit.page, visit.shot
 
     # 1. A fresh install opens on the welcome page, whatever address is typed.
     page.goto(server + "/")
@@ -192,8 +177,5 @@ def test_first_run_to_a_dashboard_with_the_new_device(server, chromium, lab):
     page.wait_for_url(server + "/devices/")
     assert page.get_by_text("No devices yet").is_visible()
 
-    context.close()
-    for body in page_bodies:
-        assert pi.password not in body
-        assert ADMIN_PASSWORD not in body
-    assert hosts_seen == {urlparse(server).netloc}, hosts_seen
+    visit.close()
+    visit.assert_private(server, pi.password, ADMIN_PASSWORD)

@@ -21,17 +21,11 @@ from __future__ import annotations
 
 import re
 import secrets as pysecrets
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.browser.steps import sign_up_and_add_device, take_our_key_off
-from tests.browser.test_first_run import (  # noqa: F401 - fixtures
-    ADMIN_PASSWORD,
-    ARTIFACTS,
-    chromium,
-    server,
-)
+from tests.browser.steps import ADMIN_PASSWORD, Visit, sign_up_and_add_device, take_our_key_off
+from tests.browser.test_first_run import chromium, server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab]
 
@@ -68,20 +62,8 @@ def test_three_apps_share_one_postgresql_as_a_person_sees_it(server, chromium, l
     # a server of an earlier, interrupted run would hold the default pool's names
     leftovers = _compose_projects(lab, "hl-pool-")
     assert not leftovers, f"shared servers left on {DEVICE} by another install: {leftovers}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("pool-*.png"):
-        old.unlink()
-
-    context = chromium.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    hosts_seen: set[str] = set()
-    page.on("request", lambda request: hosts_seen.add(urlparse(request.url).netloc))
-    bodies: list[str] = []
-
-    def shot(name: str) -> None:
-        bodies.append(page.content())
-        page.screenshot(path=str(ARTIFACTS / f"pool-{name}.png"), full_page=True)
+    visit = Visit(chromium, "pool-")
+    page, shot = visit.page, visit.shot
 
     tag = pysecrets.token_hex(2)
     instances = {slug: f"s{tag}{n}" for n, (slug, _) in enumerate(APPS)}
@@ -178,12 +160,9 @@ def test_three_apps_share_one_postgresql_as_a_person_sees_it(server, chromium, l
         shot("44-all-removed")
         assert _compose_projects(lab, "hl-pool-") == set()
     finally:
-        context.close()
+        visit.close()
         _remove_projects(lab, [f"hl-{slug}-{i}" for slug, i in instances.items()])
         _remove_projects(lab, POOL_PROJECTS)
         take_our_key_off(lab, DEVICE, tmp_path / "data")
 
-    for body in bodies:
-        assert lab_device.password not in body
-        assert ADMIN_PASSWORD not in body
-    assert hosts_seen == {urlparse(server).netloc}, hosts_seen
+    visit.assert_private(server, lab_device.password, ADMIN_PASSWORD)

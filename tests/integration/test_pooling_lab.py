@@ -99,6 +99,23 @@ def connections_while_held(
         time.sleep(1)
 
 
+def deploy_refused(lab, slug: str, instance: str, device_id: int):
+    """A deployment expected to fail before its app starts: it ended failed or rolled back,
+    and no container of the app is on the device."""
+    deployment = services.deployment_create(
+        slug=slug,
+        device_id=device_id,
+        instance=instance,
+        config={"ports": {"web": free_port()}},
+        sync=True,
+    )
+    assert deployment.status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+    assert not deployment.steps.filter(name="start containers").exists()
+    started = lab.exec(DEVICE, ["docker", "ps", "-aq", "--filter", f"name=hl-{slug}-{instance}"])
+    assert started.stdout.split() == []
+    return deployment
+
+
 def pool_containers(lab, project: str) -> list[str]:
     return lab.exec(
         DEVICE,
@@ -447,15 +464,7 @@ def test_a_shared_server_left_by_another_install_is_not_taken_over_or_deleted(
          volume],
         check=True,
     )  # fmt: skip
-    app = f"x{pysecrets.token_hex(2)}"
-    deployment = services.deployment_create(
-        slug="paperless-ngx",
-        device_id=device.pk,
-        instance=app,
-        config={"ports": {"web": free_port()}},
-        sync=True,
-    )
-    assert deployment.status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+    deployment = deploy_refused(lab, "paperless-ngx", f"x{pysecrets.token_hex(2)}", device.pk)
     assert f"already has a data volume of a shared PostgreSQL ({project})" in deployment.error
     assert f"docker compose -p {project} down -v" in deployment.error
     assert "Give this app its own database server" in deployment.error
@@ -463,13 +472,6 @@ def test_a_shared_server_left_by_another_install_is_not_taken_over_or_deleted(
     assert volume in listed
     assert not SharedInstance.objects.filter(engine="postgres").exists()
     assert pool_containers(lab, project) == []
-    # nothing of the app was started either
-    assert (
-        lab.exec(
-            DEVICE, ["docker", "ps", "-aq", "--filter", f"name=hl-paperless-ngx-{app}"]
-        ).stdout.split()
-        == []
-    )
 
 
 def test_a_shared_server_that_will_not_start_stops_the_deployment_before_the_app(
@@ -490,27 +492,14 @@ def test_a_shared_server_that_will_not_start_stops_the_deployment_before_the_app
 
     monkeypatch.setattr(engines, "shared_compose", refused)
     monkeypatch.setattr(instances, "HEALTH_TIMEOUT_SECONDS", 25)
-    app = f"n{pysecrets.token_hex(2)}"
-    deployment = services.deployment_create(
-        slug="n8n",
-        device_id=device.pk,
-        instance=app,
-        config={"ports": {"web": free_port()}},
-        sync=True,
-    )
-    assert deployment.status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+    deployment = deploy_refused(lab, "n8n", f"n{pysecrets.token_hex(2)}", device.pk)
     error = deployment.error
     assert f"The shared PostgreSQL on {device.name} did not become healthy within 25 s" in error
     assert "Give this app its own database server" in error
     assert 'invalid value for parameter "shared_buffers"' in error  # its log, to see why
-    assert not deployment.steps.filter(name="start containers").exists()
     assert pool_containers(lab, f"{pool}-postgres") == []
     assert not SharedInstance.objects.exclude(status="removed").exists()
     assert not PooledDatabase.objects.exists()
-    assert (
-        lab.exec(DEVICE, ["docker", "ps", "-aq", "--filter", f"name=hl-n8n-{app}"]).stdout.split()
-        == []
-    )
 
 
 def _volumes_rm(lab, project: str) -> None:
