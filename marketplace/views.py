@@ -148,7 +148,10 @@ def _compose_preview(recipe: Recipe, form: DeployForm | None) -> str:
     if not config.get("bundled_databases"):
         from pooling.services import compose_pool_preview
 
-        compose_pool_preview(recipe=recipe, compose=data, instance=instance, password=MASK)
+        try:
+            compose_pool_preview(recipe=recipe, compose=data, instance=instance, password=MASK)
+        except ValueError as exc:  # a name the database pool cannot use
+            return f"# This configuration cannot be used: instance: {exc}"
     return dump_compose(data)
 
 

@@ -396,6 +396,10 @@ def test_the_compose_preview_shows_the_app_on_the_shared_server_or_with_its_own(
     assert f"POSTGRES_PASSWORD: {MASK}" in shared
     own = signed_in.get(url, {"instance": "family", "bundled_databases": "on"}).content.decode()
     assert "postgres:16-alpine" in own and "hl-pool-postgres" not in own
+    # a name neither a project nor a database may have: said, not a server error
+    odd = signed_in.get(url, {"instance": "a_b"})
+    assert odd.status_code == 200
+    assert "This configuration cannot be used" in odd.content.decode()
 
 
 def test_the_wizard_offers_an_own_database_server_and_deploys_with_it(signed_in, monkeypatch):
