@@ -424,3 +424,19 @@ def test_the_wizard_offers_an_own_database_server_and_deploys_with_it(signed_in,
         {"instance": "own", "env": "", "bundled_databases": "on"},
     )
     assert created["config"].get("bundled_databases") is True
+
+
+def test_the_remove_page_passes_keep_the_shared_server_on(signed_in, monkeypatch):
+    device = make_device("server-02", ram_total_gib=8, ram_used_gib=2)
+    deployment = make_deployment(device)
+    calls = []
+    monkeypatch.setattr(
+        "marketplace.services.deployment_remove", lambda **kwargs: calls.append(kwargs)
+    )
+    url = reverse("deployment_remove", args=[deployment.pk])
+    signed_in.post(url, {"data": "delete", "keep_shared_servers": "on"})
+    signed_in.post(url, {"data": "keep"})
+    assert [(c["delete_data"], c["keep_shared_servers"]) for c in calls] == [
+        (True, True),
+        (False, False),
+    ]
