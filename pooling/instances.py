@@ -27,6 +27,9 @@ HEALTH_TIMEOUT_SECONDS = 180
 # The poll's health check reads memory (docker stats) and database sizes (SQL) at most this
 # often: both start processes on the device, the "is it running" check does not.
 MEASURE_EVERY_SECONDS = 300
+# A server that did not start again is tried again this long after (each try may wait
+# HEALTH_TIMEOUT_SECONDS holding the device's lease): not on every 30 s poll.
+RETRY_FAILED_SECONDS = 600
 
 
 class PoolingError(Exception):
@@ -452,7 +455,8 @@ def shared_instances_check(
     """Health of the device's shared instances, for every poll.
 
     1. Each live instance whose server is not running (stopped, killed, removed by hand)
-       is started again from its compose file and reported.
+       is started again from its compose file and reported; one that did not start is
+       tried again after RETRY_FAILED_SECONDS, not on every poll.
     2. Each running one has its memory measured and its databases' sizes read: always, or
        with `measure_every` only when the last measure is older than that many seconds
        (and after a restart).
@@ -476,6 +480,8 @@ def shared_instances_check(
             container, state = _container(shell, instance)
         restarted = False
         if not container or state != "running":
+            if _retry_later(instance):
+                continue
             outcome = _restart_under_lease(shell, device, instance, state)
             if outcome is None:  # a deployment is working on the device, or removed it
                 continue
@@ -530,6 +536,14 @@ def _restart_under_lease(shell, device, instance: SharedInstance, state: str):
             device.name,
         )
         return None
+
+
+def _retry_later(instance: SharedInstance, now=None) -> bool:
+    """Whether a server that did not start again was tried too recently to try now."""
+    if instance.status != SharedInstance.Status.FAILED or instance.last_incident_at is None:
+        return False
+    now = now or timezone.now()
+    return (now - instance.last_incident_at).total_seconds() < RETRY_FAILED_SECONDS
 
 
 def _incident(instance: SharedInstance, sentence: str, status: str) -> None:

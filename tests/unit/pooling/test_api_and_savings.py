@@ -403,3 +403,36 @@ def test_a_shared_server_that_did_not_start_again_is_on_the_dashboard(client):
     assert resources["shared_databases_down"] == [
         "The shared PostgreSQL on server-02 is down: 2 apps cannot reach their database."
     ]
+
+
+def test_a_shared_server_that_did_not_start_is_tried_again_later_not_on_every_poll():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pooling.instances import RETRY_FAILED_SECONDS
+    from pooling.services import shared_instances_check
+
+    device = _device()
+    instance = _instance(device)
+    SharedInstance.objects.filter(pk=instance.pk).update(
+        status="failed", last_incident_at=timezone.now() - timedelta(seconds=60)
+    )
+    shell = _NoShell()
+    exited = lambda found: ("", "exited")  # noqa: E731
+    assert shared_instances_check(device=device, shell=shell, container_state=exited) == []
+    assert shell.ran == []  # a minute after the last try: not now
+    SharedInstance.objects.filter(pk=instance.pk).update(
+        last_incident_at=timezone.now() - timedelta(seconds=RETRY_FAILED_SECONDS + 1)
+    )
+    from pooling.services import PoolingError
+
+    class Refusing(_NoShell):
+        def check(self, args, **kw):
+            self.ran.append(args)
+            raise PoolingError("Docker said no")
+
+    shell = Refusing()
+    said = shared_instances_check(device=device, shell=shell, container_state=exited)
+    assert shell.ran, "it is tried again once the wait is over"
+    assert said and "did not start again" in said[0], said
