@@ -2,8 +2,8 @@
 
 The totals count ONLINE devices only (an offline device's last figures are stale). Apps
 and pooling plug in through `_apps_counts`, `_pooling_saved_ram_bytes` and
-`_shared_databases_down`, which ask the
-marketplace and pooling apps once they provide the named selector; until then they are 0.
+`_shared_databases_down`, which ask the marketplace and pooling apps once they provide the
+named selector; until then they are 0 (or empty).
 """
 
 from __future__ import annotations

@@ -337,29 +337,35 @@ def compose_use_pool(
     return data
 
 
+def _wire_need(
+    compose: dict, recipe, need, *, host: str, database: str, user: str, password: str
+) -> None:
+    """Wire the service of a manifest's database need to the shared server `host`: its
+    database, login and password (compose_use_pool)."""
+    engine = engines.MANIFEST_ENGINES[need.engine]
+    compose_use_pool(
+        compose,
+        service=need.service or recipe.manifest.main_service,
+        env_names=need.env.names(),
+        values=engines.connection_env(
+            engines.ENGINES[engine], host=host, database=database, user=user, password=password
+        ),
+        bundled_service=need.bundled_service,
+        network=pool_network(),
+    )
+
+
 def compose_pool_preview(*, recipe, compose: dict, instance: str, password: str) -> dict:
     """The rendered compose wired to the shared servers as deploying it would (in place),
     with `password` (the wizard's mask) for each app password: the wizard's preview.
     Database names and hosts are the ones the deployment will get."""
+    name = engines.database_name_for(slug=recipe.slug, instance=instance)
     for need in recipe.manifest.requires_database:
-        if not _poolable(need):
-            continue
-        engine = engines.MANIFEST_ENGINES[need.engine]
-        name = engines.database_name_for(slug=recipe.slug, instance=instance)
-        compose_use_pool(
-            compose,
-            service=need.service or recipe.manifest.main_service,
-            env_names=need.env.names(),
-            values=engines.connection_env(
-                engines.ENGINES[engine],
-                host=engines.project_for(engine, pool_prefix()),
-                database=name,
-                user=name,
-                password=password,
-            ),
-            bundled_service=need.bundled_service,
-            network=pool_network(),
-        )
+        if _poolable(need):
+            host = engines.project_for(engines.MANIFEST_ENGINES[need.engine], pool_prefix())
+            _wire_need(
+                compose, recipe, need, host=host, database=name, user=name, password=password
+            )
     return compose
 
 
@@ -419,21 +425,14 @@ def pooled_databases_attach(
                 else f"drop the database {pooled.database_name}",
                 lambda pooled=pooled: pooled_database_drop(pooled=pooled, shell=shell),
             )
-        spec = engines.ENGINES[engine]
-        values = engines.connection_env(
-            spec,
+        _wire_need(
+            compose,
+            recipe,
+            need,
             host=instance.project,
             database=pooled.database_name,
             user=pooled.role_name,
             password=pooled.password,
-        )
-        compose_use_pool(
-            compose,
-            service=need.service or recipe.manifest.main_service,
-            env_names=need.env.names(),
-            values=values,
-            bundled_service=need.bundled_service,
-            network=pool_network(),
         )
         kind = "user and key prefix" if engine == "redis" else "database"
         state = "reused"

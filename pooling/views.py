@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from devices.ssh import SSHError
 from pooling import selectors, services
 
 
@@ -45,8 +46,6 @@ def pooling_index(request: HttpRequest) -> HttpResponse:
 def shared_instance_remove(request: HttpRequest, instance_id: int) -> HttpResponse:
     """Remove a shared server no app uses (the page offers it only for those)."""
     instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
-    from devices.ssh import SSHError
-
     try:
         services.shared_instance_remove_unused(instance=instance)
     except services.PoolingError as exc:
