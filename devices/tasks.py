@@ -59,7 +59,7 @@ def _after_poll_deployments(device) -> None:
     """Deployments see the poll: measured apps' reservations released, and the undos the
     device missed while it was away run now."""
     try:
-        from marketplace.services import deployments_after_poll
+        from marketplace.recovery import deployments_after_poll
     except ImportError:  # marketplace not installed
         return
     try:

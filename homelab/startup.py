@@ -28,7 +28,7 @@ def verify_encryption_key() -> None:
 def prepare_control_plane() -> None:
     """1. Verify the key. 2. Make sure recurring schedules exist."""
     verify_encryption_key()
-    from marketplace.services import deployments_recover_interrupted
+    from marketplace.recovery import deployments_recover_interrupted
 
     deployments_recover_interrupted()
     try:

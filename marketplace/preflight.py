@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from marketplace.shell import DeviceShell, StepFailed
+from devices.compose import DeviceShell, StepFailed
 
 # One round trip for everything pre-flight asks the device. Fixed text: the only input,
 # the app folder, arrives as a quoted positional argument ($1).

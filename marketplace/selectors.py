@@ -68,7 +68,7 @@ def kept_data_sentence(*, device, project: str) -> str:
 def host_ports_in_use(*, device_ids: list[int] | None = None) -> dict[int, set[int]]:
     """Host ports each device's live deployments publish, for placement's port check."""
     from marketplace.models import FINISHED_STATUSES
-    from marketplace.pipeline import host_ports
+    from marketplace.preflight import host_ports
     from marketplace.recipes import load_catalog
 
     catalog = load_catalog()

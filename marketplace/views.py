@@ -13,12 +13,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from devices.compose import dump_compose
 from devices.models import Device
+from homelab.core.masking import MASK
 from marketplace import selectors, services
-from marketplace.compose import RenderConfig, RenderError, dump_compose, render_compose
+from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
-from marketplace.models import MASK, Deployment, DeploymentStatus
-from marketplace.pipeline import requirements_of
+from marketplace.models import Deployment, DeploymentStatus
+from marketplace.preflight import requirements_of
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
 
 MIB = 1024 * 1024

@@ -16,12 +16,14 @@ The shared servers themselves live in pooling.instances; their services are re-e
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.db import transaction
 
-from marketplace.compose import escape_dollars
+from devices.compose import deploy_root, escape_dollars, service_mounts
+from devices.lease import DeviceBusy, device_lease
 from pooling import engines
 from pooling.instances import (
     HEALTH_TIMEOUT_SECONDS,
@@ -121,8 +123,6 @@ def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool,
 
 def _dumps_folder() -> str:
     """Where final dumps are kept on a device: `<deploy root>/pool-dumps`."""
-    from marketplace.pipeline import deploy_root
-
     return f"{deploy_root()}/pool-dumps"
 
 
@@ -220,10 +220,6 @@ def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> st
 
     Holds the device's deployment lease, so no deployment creates a database in it
     meanwhile; refuses while an app still uses it."""
-    import uuid
-
-    from marketplace.services import DeploymentError, device_lease
-
     label = instance.get_engine_display()
     device = instance.device
     try:
@@ -241,7 +237,7 @@ def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> st
             if instance.status == SharedInstance.Status.REMOVED:
                 return f"shared {label} removed"
             return shared_instance_remove(instance=instance, shell=shell)
-    except DeploymentError:
+    except DeviceBusy:
         raise PoolingError(
             f"{device.name} is busy with a deployment; try again when it has finished.",
             status=409,
@@ -317,8 +313,6 @@ def compose_use_pool(
     data.setdefault("networks", {})
     data["networks"][network] = {"name": network, "external": True}
     if bundled_service and bundled_service in services and bundled_service != service:
-        from marketplace.recipes import service_mounts
-
         dropped = services.pop(bundled_service)
         for other in services.values():
             depends = other.get("depends_on")

@@ -14,8 +14,9 @@ import urllib.request
 
 import pytest
 
+from homelab.core.masking import MASK
 from marketplace import services
-from marketplace.models import MASK, DeploymentStatus
+from marketplace.models import DeploymentStatus
 from marketplace.recipes import load_catalog
 from pooling import engines
 from pooling.models import PooledDatabase, SharedInstance

@@ -289,7 +289,7 @@ class _NoShell:
 
 
 def test_a_stopped_shared_server_is_left_alone_while_a_deployment_holds_the_device():
-    from marketplace.services import device_lease
+    from devices.lease import device_lease
     from pooling.services import shared_instances_check
 
     device = _device()
