@@ -66,6 +66,22 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ pooled databases
+def _app_fields(app) -> dict:
+    """What a pooled database keeps of the app that uses it (an app of the apps layer:
+    its id, compose project, name and instance name)."""
+    return {
+        "app_id": app.pk,
+        "project": app.project,
+        "app_name": app.app_name,
+        "app_instance": app.instance,
+    }
+
+
+def databases_of_app(*, device_id: int, project: str):
+    """The pooled databases of the app that is compose project `project` on the device."""
+    return PooledDatabase.objects.filter(instance__device_id=device_id, project=project)
+
+
 def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool, bool, str]:
     """(database, database created now, instance started now, what was restored). For
     Redis the "database" is the app's ACL user and key prefix; "created now" means the user
@@ -81,14 +97,15 @@ def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool,
             kept = deployment.kept_database_passwords().get(engine)
             pooled = PooledDatabase.objects.create(
                 instance=instance,
-                deployment=deployment,
+                **_app_fields(deployment),
                 database_name=name,
                 role_name=name,
                 password=kept or engines.generate_password(),
             )
-        elif pooled.deployment_id != deployment.pk:
-            pooled.deployment = deployment
-            pooled.save(update_fields=["deployment"])
+        elif pooled.app_id != deployment.pk or pooled.project != deployment.project:
+            for field, value in _app_fields(deployment).items():
+                setattr(pooled, field, value)
+            pooled.save(update_fields=list(_app_fields(deployment)))
     _add_secret(shell, pooled.password)
     out = _run_sql(
         shell,
@@ -252,7 +269,9 @@ def pooled_databases_release(
     (unless keep_instance)."""
     shell = _shell_for(deployment.device, shell)
     said = []
-    for pooled in PooledDatabase.objects.filter(deployment=deployment).select_related(
+    for pooled in databases_of_app(
+        device_id=deployment.device_id, project=deployment.project
+    ).select_related(
         "instance", "instance__device"
     ):
         instance = pooled.instance
