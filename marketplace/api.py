@@ -23,6 +23,7 @@ from ninja.errors import HttpError
 from marketplace import selectors, services
 from marketplace.models import Deployment, DeploymentStatus
 from marketplace.recipes import Recipe, load_catalog
+from pooling.selectors import pooled_databases_for_deployment
 
 router = Router(tags=["marketplace"])
 
@@ -283,10 +284,6 @@ def deployment_detail(request: HttpRequest, deployment_id: int):
 
 
 def _pooled(deployment: Deployment) -> list[dict]:
-    try:
-        from pooling.selectors import pooled_databases_for_deployment
-    except ImportError:  # pooling not installed
-        return []
     return pooled_databases_for_deployment(deployment)
 
 

@@ -235,5 +235,13 @@ def deployments_after_poll(*, device_id: int, device: Device | None = None) -> N
         deployments_cleanup_pending(device=device)
 
 
-# Last: marketplace.services re-exports this module's functions and is used by them.
+def after_device_poll(device: Device) -> None:
+    """devices.hooks.after_poll: deployments see each successful poll."""
+    try:
+        deployments_after_poll(device_id=device.pk, device=device)
+    except Exception:  # a failed cleanup must not fail the poll; it is tried again next time
+        logger.exception("The deployments' after-poll work on device %s failed", device.pk)
+
+
+# Last: marketplace.services uses this module's functions, and they use its.
 from marketplace import services  # noqa: E402

@@ -162,3 +162,22 @@ def live_apps_for_pooling() -> list[LiveApp]:
             )
         )
     return out
+
+
+def dashboard_figures() -> dict:
+    """devices.hooks.dashboard_figures: the apps on the resources summary."""
+    total, running = apps_counts()
+    return {"apps_total": total, "apps_running": running}
+
+
+def live_app_names(device) -> list[str]:
+    """devices.hooks.device_removal_blockers: the apps that still live on the device."""
+    queryset = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
+    return [
+        f"{name} ({instance})" for name, instance in queryset.values_list("app_name", "instance")
+    ]
+
+
+def catalog_apps_for_placement() -> list:
+    """scheduling.hooks.catalog_apps: the valid recipes, the apps placement can place."""
+    return list(load_catalog().recipes.values())

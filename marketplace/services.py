@@ -538,6 +538,12 @@ def deployment_logs(*, deployment: Deployment, tail: int = 200) -> str:
     return mask(text, deployment.secret_values().values())
 
 
+def deployments_forget_device(device: Device) -> None:
+    """devices.hooks.before_device_removal: the history of apps already removed from a
+    device goes with the device."""
+    Deployment.objects.filter(device=device).delete()
+
+
 # ------------------------------------------------------------------------- recovery
 # After a restart, or a device that went away mid-deployment (marketplace/recovery.py,
 # which uses this module's functions: imported last).

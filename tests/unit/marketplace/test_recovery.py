@@ -283,7 +283,9 @@ def test_the_poll_task_calls_the_deployments_hook_after_a_successful_poll(device
     from devices import tasks
 
     monkeypatch.setattr(tasks.services, "device_poll", lambda device_id: device)
-    monkeypatch.setattr(tasks, "_check_shared_databases", lambda device: None)
+    from pooling import tasks as pooling_tasks
+
+    monkeypatch.setattr(pooling_tasks, "check_shared_instances", lambda device_id, device: [])
     seen = []
     monkeypatch.setattr(
         recovery,
