@@ -29,6 +29,8 @@ from marketplace.models import (
     DeploymentStatus,
     DeploymentStep,
 )
+from pooling.services import PoolingError, pooled_databases_release
+from scheduling.services import reservations_release
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +113,6 @@ def _undo_on_device(p: pipeline.DeploymentPipeline, deployment: Deployment, *, k
     """`down -v` of the project, the app folder, the app's pooled databases."""
     said = [p.compose_down(), p.remove_folder()]
     # --- pooling: its pooled databases go too
-    from pooling.services import PoolingError, pooled_databases_release
 
     try:
         released = pooled_databases_release(
@@ -213,8 +214,6 @@ def deployments_after_poll(*, device_id: int, device: Device | None = None) -> N
        twice.
     2. Undos the device missed while away run now.
     """
-    from scheduling.services import reservations_release
-
     if device is None:
         device = Device.objects.filter(pk=device_id).first()
     if device is None or device.last_seen is None:
