@@ -9,7 +9,10 @@ from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
 from devices import services
+from devices.discovery import DiscoveryError, discovery_scan
 from devices.models import Device
+from devices.selectors import resources_summary
+from devices.ssh import fingerprint
 
 router = Router(tags=["devices"])
 resources_router = Router(tags=["resources"])
@@ -107,8 +110,6 @@ class ResourcesOut(Schema):
 
 
 def _device_out(device: Device) -> dict:
-    from devices.ssh import fingerprint
-
     data = {name: getattr(device, name) for name in DeviceOut.model_fields if hasattr(device, name)}
     data["type"] = device.device_type
     data["host_key_fingerprint"] = fingerprint(device.host_key)
@@ -195,8 +196,6 @@ def accept_host_key(request, device_id: int):
 
 @router.post("/discover", response={200: list[CandidateOut], 422: ErrorOut})
 def discover(request, payload: DiscoverIn):
-    from devices.discovery import DiscoveryError, discovery_scan
-
     try:
         candidates = discovery_scan(cidr=payload.cidr)
     except DiscoveryError as exc:
@@ -216,8 +215,6 @@ def discover(request, payload: DiscoverIn):
 
 @resources_router.get("", response=ResourcesOut)
 def resources(request):
-    from devices.selectors import resources_summary
-
     return resources_summary()
 
 

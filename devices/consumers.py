@@ -14,15 +14,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from devices.models import Device
+from devices.selectors import resources_summary
+from devices.views import _device_cards
+
 DASHBOARD_GROUP = "dashboard"
 
 
 @database_sync_to_async
 def _render_live() -> str:
-    from devices.models import Device
-    from devices.selectors import resources_summary
-    from devices.views import _device_cards
-
     devices = list(Device.objects.all())
     return render_to_string(
         "devices/_dashboard_live.html",

@@ -25,6 +25,8 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 
+from devices import ssh
+
 logger = logging.getLogger(__name__)
 
 NO_LIMIT_THRESHOLD = 2**60
@@ -489,8 +491,6 @@ def gather(
     runs METRICS_SCRIPT as one command, by default over the device's pooled connection.
     Returns Metrics; `cpu_counters` carries `polled_at` and `full_check_at` for the next poll.
     """
-    from devices import ssh
-
     if runner is None:
 
         def runner(args):
@@ -554,8 +554,6 @@ def gather(
 
 
 def _require_complete(out: str) -> None:
-    from devices import ssh
-
     if "@@end" not in out:
         raise ssh.Unreachable(
             "The device stopped answering while reporting its resources.", reason="incomplete"

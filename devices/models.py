@@ -160,3 +160,16 @@ class DeviceMetric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device} at {self.time:%Y-%m-%d %H:%M:%S}"
+
+
+class DeviceLease(models.Model):
+    """Who works on a device right now: one row per device, claimed with a conditional
+    UPDATE (works on SQLite, where select_for_update does nothing). `expires_at` frees a
+    lease whose holder died. See devices.lease."""
+
+    device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="+")
+    holder = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.device_id} held by {self.holder}"

@@ -1,41 +1,17 @@
 """Reads about devices: the homelab as one system, and each device's health.
 
-The totals count ONLINE devices only (an offline device's last figures are stale). Apps
-and pooling plug in through `_apps_counts`, `_pooling_saved_ram_bytes` and
-`_shared_databases_down`, which ask the marketplace and pooling apps once they provide the
-named selector; until then they are 0 (or empty).
+The totals count ONLINE devices only (an offline device's last figures are stale). The
+apps above add their figures (apps counts, memory saved by pooling, shared servers down)
+through devices.hooks.dashboard_figures; without them those are 0 (or empty).
 """
 
 from __future__ import annotations
 
+from devices import hooks
 from devices.models import Device, DeviceStatus
 
 HEALTH_YELLOW_PERCENT = 70.0
 HEALTH_RED_PERCENT = 90.0
-
-
-def _apps_counts() -> tuple[int, int]:
-    try:
-        from marketplace.selectors import apps_counts  # (total, running)
-    except ImportError:
-        return 0, 0
-    return apps_counts()
-
-
-def _pooling_saved_ram_bytes() -> int:
-    try:
-        from pooling.selectors import pooling_saved_ram_bytes
-    except ImportError:
-        return 0
-    return int(pooling_saved_ram_bytes())
-
-
-def _shared_databases_down() -> list[str]:
-    try:
-        from pooling.selectors import shared_instances_down
-    except ImportError:
-        return []
-    return shared_instances_down()
 
 
 def resources_summary() -> dict:
@@ -59,8 +35,7 @@ def resources_summary() -> dict:
         cpu_avg = sum(d.cpu_usage_percent for d in with_usage) / len(with_usage)
     else:
         cpu_avg = 0.0
-    apps_total, apps_running = _apps_counts()
-    return {
+    summary = {
         "ram_total_bytes": total("ram_total_bytes"),
         "ram_used_bytes": total("ram_used_bytes"),
         "storage_total_bytes": total("storage_total_bytes"),
@@ -69,11 +44,13 @@ def resources_summary() -> dict:
         "cpu_usage_avg_percent": round(cpu_avg, 1),
         "devices_online": len(online),
         "devices_offline": devices_offline,
-        "apps_total": apps_total,
-        "apps_running": apps_running,
-        "pooling_saved_ram_bytes": _pooling_saved_ram_bytes(),
-        "shared_databases_down": _shared_databases_down(),
+        "apps_total": 0,
+        "apps_running": 0,
+        "pooling_saved_ram_bytes": 0,
+        "shared_databases_down": [],
     }
+    summary.update(hooks.collect_dashboard_figures())
+    return summary
 
 
 def device_load_percent(device: Device) -> float | None:

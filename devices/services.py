@@ -27,8 +27,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from devices import hooks, ssh
 from devices import metrics as metrics_module
-from devices import ssh
 from devices.checks import CheckStep, ConnectionCheck, preflight_steps, transport_runner
 from devices.models import Device, DeviceStatus, DeviceType
 from devices.polling import (  # re-exported: callers use services.device_poll & co.
@@ -492,7 +492,7 @@ def device_remove(*, device: Device) -> None:
     A device that still runs apps is not removed: the person removes (or moves) them first.
     The history of apps already removed from it goes with the device.
     """
-    live_apps = _live_app_names(device)
+    live_apps = hooks.removal_blockers(device)
     if live_apps:
         raise DeviceError(
             f"{device.name} still runs {len(live_apps)} app(s): {', '.join(live_apps)}. "
@@ -500,7 +500,7 @@ def device_remove(*, device: Device) -> None:
             status="conflict",
             fixes=["Remove or move the apps on this device, then try again."],
         )
-    _forget_finished_apps(device)
+    hooks.run_before_device_removal(device)
     if device.public_key.endswith(ssh.KEY_COMMENT) and device.status in (
         DeviceStatus.ONLINE,
         DeviceStatus.DOCKER_MISSING,
@@ -514,25 +514,6 @@ def device_remove(*, device: Device) -> None:
             logger.info("Could not remove our key from %s; removing the device anyway", device.name)
     ssh.connections.close(device.pk)
     Device.objects.filter(pk=device.pk).delete()
-
-
-def _live_app_names(device: Device) -> list[str]:
-    try:
-        from marketplace.models import FINISHED_STATUSES, Deployment
-    except ImportError:  # marketplace not installed
-        return []
-    queryset = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
-    return [
-        f"{name} ({instance})" for name, instance in queryset.values_list("app_name", "instance")
-    ]
-
-
-def _forget_finished_apps(device: Device) -> None:
-    try:
-        from marketplace.models import Deployment
-    except ImportError:
-        return
-    Deployment.objects.filter(device=device).delete()
 
 
 def device_accept_host_key(*, device: Device) -> Device:

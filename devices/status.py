@@ -7,6 +7,7 @@ words name the device's own address, port and user so the fix can be followed as
 from __future__ import annotations
 
 from devices.models import DeviceStatus
+from devices.ssh import fingerprint
 
 
 def _help_for(
@@ -106,8 +107,6 @@ def _help_for(
 
 def status_help(device) -> dict:
     """{"title", "message", "fixes": [...]} for the device's current status."""
-    from devices.ssh import fingerprint
-
     return _help_for(
         device.status,
         address=device.address,

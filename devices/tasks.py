@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from devices import services
+from devices import hooks, services
 from devices.models import Device
 
 logger = logging.getLogger(__name__)
@@ -36,36 +36,10 @@ def poll_device(device_id: int) -> str:
     except Device.DoesNotExist:
         return "removed"
     if device.status == "online":
-        # The hooks get the device as the poll left it instead of reading it again.
-        _check_shared_databases(device)
-        _after_poll_deployments(device)
+        # The apps' hooks (devices.hooks.after_poll: shared servers' health, deployments'
+        # pending undos) get the device as the poll left it instead of reading it again.
+        hooks.run_after_poll(device)
     return device.status
-
-
-def _check_shared_databases(device) -> None:
-    """Shared database servers are health-checked on every poll (restarted if stopped)."""
-    try:
-        from pooling.tasks import check_shared_instances
-    except ImportError:  # pooling not installed
-        return
-    try:
-        for sentence in check_shared_instances(device.pk, device=device):
-            logger.warning("%s", sentence)
-    except Exception:  # a failed check must not fail the poll; it is tried again next time
-        logger.exception("Checking the shared databases of device %s failed", device.pk)
-
-
-def _after_poll_deployments(device) -> None:
-    """Deployments see the poll: measured apps' reservations released, and the undos the
-    device missed while it was away run now."""
-    try:
-        from marketplace.services import deployments_after_poll
-    except ImportError:  # marketplace not installed
-        return
-    try:
-        deployments_after_poll(device_id=device.pk, device=device)
-    except Exception:  # a failed cleanup must not fail the poll; it is tried again next time
-        logger.exception("The deployments' after-poll work on device %s failed", device.pk)
 
 
 def poll_all(scheduled_for: str | None = None) -> int:

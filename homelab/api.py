@@ -12,8 +12,13 @@ from ninja import NinjaAPI, Router, Schema
 from ninja.errors import ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
+from devices.api import resources_router
+from devices.api import router as devices_router
 from homelab import __version__
 from homelab.services import api_token_authenticate
+from marketplace.api import router as marketplace_router
+from pooling.api import router as pooling_router
+from scheduling.api import router as scheduling_router
 
 
 class BearerToken(HttpBearer):
@@ -71,29 +76,8 @@ def version(request):
 api.add_router("/system", system)
 
 
-def _register_app_routers() -> None:
-    from devices.api import resources_router
-    from devices.api import router as devices_router
-
-    api.add_router("/devices", devices_router)
-    api.add_router("/resources", resources_router)
-    try:
-        from marketplace.api import router as marketplace_router
-    except ImportError:  # marketplace API not built yet
-        marketplace_router = None
-    if marketplace_router is not None:
-        api.add_router("", marketplace_router)
-    try:
-        from pooling.api import router as pooling_router
-    except ImportError:  # pooling API not built yet
-        pooling_router = None
-    if pooling_router is not None:
-        api.add_router("/pooling", pooling_router)
-    try:
-        from scheduling.api import router as scheduling_router
-    except ImportError:  # placement not built yet
-        return
-    api.add_router("", scheduling_router)
-
-
-_register_app_routers()
+api.add_router("/devices", devices_router)
+api.add_router("/resources", resources_router)
+api.add_router("", marketplace_router)
+api.add_router("/pooling", pooling_router)
+api.add_router("", scheduling_router)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from devices.models import Device
+from devices.tasks import ensure_poll_schedule
+from marketplace.recovery import deployments_recover_interrupted
+
 logger = logging.getLogger(__name__)
 
 
 def verify_encryption_key() -> None:
     """Refuse to start when stored secrets cannot be read with the current key."""
-    from devices.models import Device
-
     device = Device.objects.only("id").order_by("id").first()
     if device is None:
         return
@@ -26,14 +28,8 @@ def verify_encryption_key() -> None:
 
 
 def prepare_control_plane() -> None:
-    """1. Verify the key. 2. Make sure recurring schedules exist."""
+    """1. Verify the key. 2. Recover deployments a restart interrupted. 3. Make sure
+    recurring schedules exist."""
     verify_encryption_key()
-    from marketplace.services import deployments_recover_interrupted
-
     deployments_recover_interrupted()
-    try:
-        from devices.tasks import ensure_poll_schedule
-    except ImportError:
-        logger.warning("Device polling is not available yet.")
-        return
     ensure_poll_schedule()

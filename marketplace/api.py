@@ -20,9 +20,12 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 
+from devices.ssh import SSHError
 from marketplace import selectors, services
 from marketplace.models import Deployment, DeploymentStatus
 from marketplace.recipes import Recipe, load_catalog
+from marketplace.selectors import deployment_usage
+from pooling.selectors import pooled_databases_for_deployment
 
 router = Router(tags=["marketplace"])
 
@@ -283,10 +286,6 @@ def deployment_detail(request: HttpRequest, deployment_id: int):
 
 
 def _pooled(deployment: Deployment) -> list[dict]:
-    try:
-        from pooling.selectors import pooled_databases_for_deployment
-    except ImportError:  # pooling not installed
-        return []
     return pooled_databases_for_deployment(deployment)
 
 
@@ -373,9 +372,6 @@ class UsageOut(Schema):
 @router.get("/deployments/{deployment_id}/usage", response=UsageOut)
 def usage(request: HttpRequest, deployment_id: int):
     """Memory and CPU the app uses now (one sample from the device; takes about a second)."""
-    from devices.ssh import SSHError
-    from marketplace.selectors import deployment_usage
-
     deployment = _deployment_or_404(deployment_id)
     try:
         return deployment_usage(deployment=deployment)

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import copy
 import re
-import secrets as _secrets
-import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from devices.compose import escape_dollars
+from homelab.core.secrets import generate_secret
 
 if TYPE_CHECKING:  # pragma: no cover
     from marketplace.recipes import Recipe
@@ -41,12 +40,6 @@ _DOLLAR_RE = re.compile(
     r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
     r"|\$"
 )
-
-ALPHABETS: dict[str, str] = {
-    # letters and digits only: safe in compose files, URLs, shells and connection strings
-    "alnum": string.ascii_letters + string.digits,
-    "hex": "0123456789abcdef",
-}
 
 LABEL_PROJECT = "homelab.project"
 LABEL_APP = "homelab.app"
@@ -81,27 +74,12 @@ class RenderConfig:
 
 
 # ------------------------------------------------------------------------------- secrets
-def generate_secret(length: int = 32, alphabet: str = "alnum") -> str:
-    """A random secret from `secrets`; the alphabets never contain `$`, quotes or spaces."""
-    if alphabet not in ALPHABETS:
-        raise ValueError(f"unknown alphabet {alphabet!r}; use one of {sorted(ALPHABETS)}")
-    if not 8 <= length <= 256:
-        raise ValueError("a secret must be 8 to 256 characters long")
-    chars = ALPHABETS[alphabet]
-    return "".join(_secrets.choice(chars) for _ in range(length))
-
-
 def generate_secrets(recipe: Recipe) -> dict[str, str]:
     """One fresh value per secret the recipe declares (store them; do not regenerate)."""
     return {s.name: generate_secret(s.length, s.alphabet) for s in recipe.manifest.secrets}
 
 
 # -------------------------------------------------------------------------- interpolation
-def escape_dollars(value: str) -> str:
-    """Make a literal string safe from compose interpolation: every `$` becomes `$$`."""
-    return value.replace("$", "$$")
-
-
 @dataclass(frozen=True)
 class DollarUse:
     """One `$` construct found in a compose string."""
@@ -360,29 +338,3 @@ def render_compose(recipe: Recipe, *, project: str, config: RenderConfig) -> dic
                     "${VAR} for its declared secrets",
                 )
     return data
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str):
-    # block style for multi-line text (readable "What I did"), quoted otherwise if needed
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
-def dump_compose(data: dict) -> str:
-    """The compose data as YAML text: keys sorted, so equal data gives equal bytes."""
-    return yaml.dump(
-        data,
-        Dumper=_Dumper,
-        sort_keys=True,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1_000_000,
-        indent=2,
-    )

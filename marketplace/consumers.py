@@ -23,15 +23,15 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from marketplace.models import Deployment, DeploymentStep
 from marketplace.templatetags.marketplace_ui import FINAL_STATUSES
+from marketplace.views import _progress_context
 
 POLL_SECONDS = 0.5
 
 
 @database_sync_to_async
 def _deployment_exists(deployment_id: int) -> bool:
-    from marketplace.models import Deployment
-
     return Deployment.objects.filter(pk=deployment_id).exists()
 
 
@@ -40,7 +40,6 @@ def _changes(deployment_id: int, after_id: int, pending: set[int], last_status: 
     """(messages to send, new last id, step ids still running, status, final?)."""
     from django.db.models import Q
 
-    from marketplace.models import Deployment, DeploymentStep
 
     deployment = Deployment.objects.select_related("device").filter(pk=deployment_id).first()
     if deployment is None:
@@ -82,8 +81,6 @@ def _changes(deployment_id: int, after_id: int, pending: set[int], last_status: 
             }
         )
     if final:
-        from marketplace.views import _progress_context
-
         out.append(
             {
                 "type": "done",

@@ -7,6 +7,7 @@ from django import forms
 from marketplace.compose import ENV_NAME_RE
 from marketplace.models import DeploymentStatus
 from marketplace.recipes import Recipe
+from pooling import engines
 
 
 class CatalogFilterForm(forms.Form):
@@ -22,8 +23,6 @@ class CatalogFilterForm(forms.Form):
 
 def shared_database_labels(recipe: Recipe) -> list[str]:
     """The shared servers ("PostgreSQL", "Redis") the recipe's app would use on a device."""
-    from pooling import engines
-
     return [
         engines.LABELS[engines.MANIFEST_ENGINES[need.engine]]
         for need in recipe.manifest.requires_database

@@ -24,8 +24,6 @@ project_validator = RegexValidator(
 )
 slug_validator = RegexValidator(SLUG_PATTERN, "An app slug is lowercase letters, digits and '-'.")
 
-MASK = "••••••"
-
 
 class DeploymentStatus(models.TextChoices):
     """Where a deployment stands (the seeds' state machine plus the day-2 states).
@@ -195,16 +193,3 @@ class DeploymentCommand(models.Model):
 
     def __str__(self) -> str:
         return self.command[:80]
-
-
-class DeviceLease(models.Model):
-    """Who works on a device right now: one row per device, claimed with a conditional
-    UPDATE (works on SQLite, where select_for_update does nothing). `expires_at` frees a
-    lease whose holder died."""
-
-    device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="+")
-    holder = models.CharField(max_length=64)
-    expires_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.device_id} held by {self.holder}"

@@ -28,7 +28,7 @@ fake steps and a fake recorder.
 7. running.
 
 Every command sent is recorded as a DeploymentCommand with each secret value replaced by
-MASK (marketplace.shell). A transient SSH failure (Unreachable) is retried up to 3 times
+MASK (marketplace.shell, on devices.compose.DeviceShell). A transient SSH failure (Unreachable) is retried up to 3 times
 with backoff. When undos fail (mostly: the device went away), what they should have
 removed is kept: the outcome says `cleanup_pending`, and marketplace.recovery runs the
 undo again after the device's next successful poll.
@@ -47,67 +47,27 @@ from typing import Protocol
 
 from django.utils import timezone
 
-from marketplace.preflight import (
-    DeviceState,
-    Listener,
-    claimed_ports,
-    device_state,
-    host_ports,
-    parse_ss,
-    port_problems,
-    preflight_problems,
-    requirements_of,
-)
-from marketplace.shell import (
-    DEFAULT_DEPLOY_ROOT,
-    OUTPUT_TAIL_CHARS,
-    ROOT_RE,
-    SSH_BACKOFF_SECONDS,
-    SSH_RETRIES,
-    DeviceShell,
+from devices import ssh
+from devices.compose import (
     StepFailed,
     compose_base,
-    compose_version_tuple,
     deploy_root,
-    mask,
+    dump_compose,
     ssh_port_answers,
-    tail,
     wait_flags,
 )
-
-__all__ = [  # the public names, wherever they live now
-    "DEFAULT_DEPLOY_ROOT",
-    "OUTPUT_TAIL_CHARS",
-    "ROOT_RE",
-    "SSH_BACKOFF_SECONDS",
-    "SSH_RETRIES",
-    "Context",
-    "DeploymentPipeline",
-    "DeploymentRecorder",
-    "DeviceShell",
-    "DeviceState",
-    "Listener",
-    "Outcome",
-    "Runner",
-    "Step",
-    "StepFailed",
-    "app_url",
-    "claimed_ports",
-    "compose_base",
-    "compose_version_tuple",
-    "deploy_root",
-    "device_state",
-    "health_host_port",
-    "host_ports",
-    "mask",
-    "parse_ss",
-    "port_problems",
-    "preflight_problems",
-    "requirements_of",
-    "tail",
-    "wait_flags",
-    "wait_healthy",
-]
+from devices.models import Device
+from homelab.core.masking import mask
+from marketplace.compose import RenderConfig, RenderError, render_compose
+from marketplace.models import Deployment, DeploymentStep
+from marketplace.preflight import (
+    device_state,
+    host_ports,
+    port_problems,
+    preflight_problems,
+)
+from marketplace.shell import DeploymentShell
+from pooling.services import PoolingError, pooled_databases_attach, pooling_applies
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +165,6 @@ class Runner:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, StepFailed):
         return str(exc)
-    from devices import ssh
-
     if isinstance(exc, ssh.SSHError):
         return f"The device did not answer over SSH: {exc}"
     return f"Unexpected error ({type(exc).__name__}): {exc}"
@@ -224,16 +182,12 @@ class DeploymentRecorder:
         self.deployment = deployment
 
     def set_status(self, status: str) -> None:
-        from marketplace.models import Deployment
-
         self.deployment.status = status
         Deployment.objects.filter(pk=self.deployment.pk).update(
             status=status, updated=timezone.now()
         )
 
     def step_started(self, name: str):
-        from marketplace.models import DeploymentStep
-
         return DeploymentStep.objects.create(deployment_id=self.deployment.pk, name=name)
 
     def step_finished(self, handle, status: str, message: str = "") -> None:
@@ -248,7 +202,7 @@ class DeploymentPipeline:
         self.device = deployment.device
         self.recipe = recipe
         self.secrets = deployment.secret_values()
-        self.shell = DeviceShell(deployment, secrets=self.secrets.values(), sleep=sleep)
+        self.shell = DeploymentShell(deployment, secrets=self.secrets.values(), sleep=sleep)
         self.folder = f"{deploy_root()}/{deployment.project}"
         self.compose_file = f"{self.folder}/compose.yaml"
         self.compose_text = ""
@@ -267,8 +221,6 @@ class DeploymentPipeline:
         ]
 
     def steps(self) -> list[Step]:
-        from pooling.services import pooling_applies
-
         # --- pooling: only for apps whose databases the pool offers (not bundled)
         pooled = (
             [Step("shared databases", "preparing", self.pool_databases)]
@@ -294,8 +246,6 @@ class DeploymentPipeline:
 
     # -- 1. pre-flight
     def preflight(self, ctx: Context) -> str:
-        from devices.models import Device
-
         device = Device.objects.get(pk=self.device.pk)
         self.device = self.shell.device = self.deployment.device = device
         problems = preflight_problems(self.deployment, self.recipe, device)
@@ -311,8 +261,6 @@ class DeploymentPipeline:
 
     # -- 2. render
     def render(self, ctx: Context) -> str:
-        from marketplace.compose import RenderConfig, RenderError, dump_compose, render_compose
-
         config = self.deployment.config or {}
         try:
             data = render_compose(
@@ -343,9 +291,6 @@ class DeploymentPipeline:
     def pool_databases(self, ctx: Context) -> str:
         """Provision the app's databases in the device's shared instances and wire the
         rendered compose to them (pooling.services.pooled_databases_attach)."""
-        from marketplace.compose import dump_compose
-        from pooling.services import PoolingError, pooled_databases_attach
-
         try:
             message = pooled_databases_attach(
                 deployment=self.deployment,

@@ -16,7 +16,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from marketplace.shell import DeviceShell, StepFailed
+from devices.compose import DeviceShell, StepFailed
+from marketplace.models import FINISHED_STATUSES, Deployment
+from marketplace.recipes import RecipeNotFound, load_catalog
+from scheduling.scoring import MIB, AppRequirements, disqualifications
+from scheduling.selectors import active_reservations, snapshot_from_device
 
 # One round trip for everything pre-flight asks the device. Fixed text: the only input,
 # the app folder, arrives as a quoted positional argument ($1).
@@ -125,9 +129,6 @@ def host_ports(recipe, config: dict) -> list[tuple[str, int, str]]:
 def preflight_problems(deployment, recipe, device) -> list[str]:
     """What stops the app from running on the device, from its last poll (no SSH):
     placement's disqualifications with this deployment's own reservation not counted."""
-    from scheduling.scoring import disqualifications
-    from scheduling.selectors import active_reservations, snapshot_from_device
-
     if device.status != "online":
         status = device.get_status_display().lower()
         return [
@@ -155,9 +156,6 @@ def preflight_problems(deployment, recipe, device) -> list[str]:
 
 def claimed_ports(deployment, device) -> dict[tuple[int, str], str]:
     """Host ports other live deployments on the device publish: {(port, proto): who}."""
-    from marketplace.models import FINISHED_STATUSES, Deployment
-    from marketplace.recipes import RecipeNotFound, load_catalog
-
     catalog = load_catalog()
     claimed = {}
     others = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
@@ -228,8 +226,6 @@ def _port_holder(state: DeviceState, deployment, port: int, protocol: str, proce
 def requirements_of(recipe, *, ports: Iterable[int] | None = None):
     """Placement requirements from a recipe's manifest (ports: the host ports to claim,
     default the recipe's default host ports)."""
-    from scheduling.scoring import MIB, AppRequirements
-
     r = recipe.manifest.requirements
     return AppRequirements(
         name=recipe.name,

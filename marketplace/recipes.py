@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from devices.compose import service_mounts
 from marketplace.compose import (
     ENV_NAME_RE,
     dollar_uses,
@@ -81,7 +82,6 @@ __all__ = [
     "load_catalog",
     "load_recipe",
     "recipe_dirs",
-    "service_mounts",
 ]
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "recipes"
@@ -182,29 +182,6 @@ def image_problem(image: Any) -> str | None:
     if m.group("tag") == "latest":
         return f"{image!r} uses :latest; pin a version so every install gets the same app"
     return None
-
-
-def service_mounts(service: dict) -> list[tuple[str, str, str]]:
-    """(source, target, kind) of a service's volumes; kind is volume, bind or tmpfs."""
-    out = []
-    for entry in service.get("volumes") or []:
-        if isinstance(entry, dict):
-            out.append(
-                (
-                    str(entry.get("source", "")),
-                    str(entry.get("target", "")),
-                    str(entry.get("type", "volume")),
-                )
-            )
-            continue
-        parts = str(entry).split(":")
-        if len(parts) == 1:
-            out.append(("", parts[0], "volume"))
-        else:
-            source = parts[0]
-            kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
-            out.append((source, parts[1], kind))
-    return out
 
 
 def _check_compose(m: Manifest, compose: Any) -> list[tuple[str, str, str]]:

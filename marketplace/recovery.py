@@ -6,7 +6,7 @@ deployments_cleanup_pending       undo what a failed attempt left on a device th
 deployments_after_poll            the poll's hook (devices.tasks): release the reservations
                                   of apps the poll has now measured, then the pending undos
 
-They are re-exported by marketplace.services, the module every door calls.
+Every door that needs them imports them from here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from devices import ssh
+from devices.compose import StepFailed, ssh_port_answers
 from devices.models import Device
+from homelab.core.masking import mask
 from marketplace import pipeline
 from marketplace.models import (
     FINISHED_STATUSES,
@@ -27,6 +29,8 @@ from marketplace.models import (
     DeploymentStatus,
     DeploymentStep,
 )
+from pooling.services import PoolingError, pooled_databases_release
+from scheduling.services import reservations_release
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ def deployments_recover_interrupted() -> int:
         services._release(deployment)
         services._finish(deployment, DeploymentStatus.FAILED, message)
     for device in Device.objects.filter(pk__in=earlier_devices):
-        if pipeline.ssh_port_answers(device.address, device.port):
+        if ssh_port_answers(device.address, device.port):
             deployments_cleanup_pending(device=device)
     return handled
 
@@ -109,14 +113,13 @@ def _undo_on_device(p: pipeline.DeploymentPipeline, deployment: Deployment, *, k
     """`down -v` of the project, the app folder, the app's pooled databases."""
     said = [p.compose_down(), p.remove_folder()]
     # --- pooling: its pooled databases go too
-    from pooling.services import PoolingError, pooled_databases_release
 
     try:
         released = pooled_databases_release(
             deployment=deployment, keep_data=keep_data, shell=p.shell
         )
     except PoolingError as exc:
-        raise pipeline.StepFailed(exc.message) from None
+        raise StepFailed(exc.message) from None
     if released:
         said.append(released)
     return "; ".join(said)
@@ -172,8 +175,8 @@ def _cleanup_one(deployment: Deployment) -> int:
             p.compose_file = f"{p.folder}/compose.yaml"
         try:
             message = _undo_on_device(p, deployment, keep_data=False)
-        except (pipeline.StepFailed, ssh.SSHError) as exc:
-            text = pipeline.mask(str(exc), deployment.secret_values().values())
+        except (StepFailed, ssh.SSHError) as exc:
+            text = mask(str(exc), deployment.secret_values().values())
             step.status, step.message = DeploymentStep.Status.UNDO_FAILED, text
             step.save(update_fields=["status", "message"])
             tries = deployment.steps.filter(name=step.name, status=step.status).count()
@@ -211,8 +214,6 @@ def deployments_after_poll(*, device_id: int, device: Device | None = None) -> N
        twice.
     2. Undos the device missed while away run now.
     """
-    from scheduling.services import reservations_release
-
     if device is None:
         device = Device.objects.filter(pk=device_id).first()
     if device is None or device.last_seen is None:
@@ -233,5 +234,13 @@ def deployments_after_poll(*, device_id: int, device: Device | None = None) -> N
         deployments_cleanup_pending(device=device)
 
 
-# Last: marketplace.services re-exports this module's functions and is used by them.
+def after_device_poll(device: Device) -> None:
+    """devices.hooks.after_poll: deployments see each successful poll."""
+    try:
+        deployments_after_poll(device_id=device.pk, device=device)
+    except Exception:  # a failed cleanup must not fail the poll; it is tried again next time
+        logger.exception("The deployments' after-poll work on device %s failed", device.pk)
+
+
+# Last: marketplace.services uses this module's functions, and they use its.
 from marketplace import services  # noqa: E402

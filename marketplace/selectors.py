@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
-from marketplace.models import Deployment, DeploymentStatus
+from devices import ssh
+from marketplace.models import FINISHED_STATUSES, Deployment, DeploymentStatus
+from marketplace.preflight import host_ports
+from marketplace.recipes import load_catalog
+from pooling.hooks import LiveApp
 
 NOT_COUNTED = (DeploymentStatus.REMOVED, DeploymentStatus.ROLLED_BACK)
 
@@ -67,10 +71,6 @@ def kept_data_sentence(*, device, project: str) -> str:
 
 def host_ports_in_use(*, device_ids: list[int] | None = None) -> dict[int, set[int]]:
     """Host ports each device's live deployments publish, for placement's port check."""
-    from marketplace.models import FINISHED_STATUSES
-    from marketplace.pipeline import host_ports
-    from marketplace.recipes import load_catalog
-
     catalog = load_catalog()
     queryset = Deployment.objects.exclude(status__in=FINISHED_STATUSES)
     if device_ids is not None:
@@ -94,9 +94,7 @@ def deployment_usage(*, deployment: Deployment) -> dict:
     Returns {"memory_bytes", "cpu_percent", "containers": [{"name", "memory_bytes",
     "cpu_percent", "state"}]}; raises devices.ssh.SSHError when the device does not answer.
     """
-    from devices.ssh import docker_client
-
-    client = docker_client(deployment.device)
+    client = ssh.docker_client(deployment.device)
     containers = client.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={deployment.project}"}
     )
@@ -139,3 +137,47 @@ def _cpu_percent(stats: dict) -> float:
     if container_delta <= 0 or system_delta <= 0:
         return 0.0
     return round(100.0 * container_delta / system_delta * cpus, 1)
+
+
+def live_apps_for_pooling() -> list[LiveApp]:
+    """The running and stopped apps with the databases their recipes need, for the pool's
+    recommendations and notes (registered as pooling.hooks' live apps provider)."""
+    catalog = load_catalog()
+    out = []
+    deployments = Deployment.objects.filter(status__in=("running", "stopped")).select_related(
+        "device"
+    )
+    for deployment in deployments:
+        recipe = catalog.recipes.get(deployment.slug)
+        if recipe is None:
+            continue
+        out.append(
+            LiveApp(
+                app=deployment,
+                device=deployment.device,
+                project=deployment.project,
+                name=recipe.name,
+                bundled_databases=bool((deployment.config or {}).get("bundled_databases")),
+                database_needs=tuple(recipe.manifest.requires_database),
+            )
+        )
+    return out
+
+
+def dashboard_figures() -> dict:
+    """devices.hooks.dashboard_figures: the apps on the resources summary."""
+    total, running = apps_counts()
+    return {"apps_total": total, "apps_running": running}
+
+
+def live_app_names(device) -> list[str]:
+    """devices.hooks.device_removal_blockers: the apps that still live on the device."""
+    queryset = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
+    return [
+        f"{name} ({instance})" for name, instance in queryset.values_list("app_name", "instance")
+    ]
+
+
+def catalog_apps_for_placement() -> list:
+    """scheduling.hooks.catalog_apps: the valid recipes, the apps placement can place."""
+    return list(load_catalog().recipes.values())

@@ -5,25 +5,25 @@ deployment_create   validate, choose the device (placement when none is named), 
 deployment_run      claim the deployment and run the pipeline under the device's lease
 deployment_start / deployment_stop / deployment_restart / deployment_remove
 deployment_logs     the last lines of the app's logs (secrets masked)
-deployments_recover_interrupted / deployments_cleanup_pending / deployments_after_poll
-                    after a restart or a device that went away (marketplace/recovery.py)
+After a restart or a device that went away: marketplace/recovery.py
+(deployments_recover_interrupted, deployments_cleanup_pending, deployments_after_poll).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
-from contextlib import contextmanager
-from datetime import timedelta
+from contextlib import ExitStack, contextmanager
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from devices import ssh
+from devices import lease, ssh
+from devices.compose import StepFailed
+from devices.lease import LEASE_WAIT_SECONDS
 from devices.models import Device
+from homelab.core.masking import mask
 from marketplace import pipeline
 from marketplace.compose import (
     INSTANCE_RE,
@@ -38,14 +38,16 @@ from marketplace.models import (
     Deployment,
     DeploymentStatus,
     DeploymentStep,
-    DeviceLease,
 )
+from marketplace.preflight import host_ports, port_problems, preflight_problems, requirements_of
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
+from marketplace.selectors import kept_deployment
+from marketplace.shell import DeploymentShell
+from pooling.services import PoolingError, pooled_databases_release
+from scheduling.services import placement_rank, reservation_create, reservation_release
 
 logger = logging.getLogger(__name__)
 
-LEASE_TTL = timedelta(minutes=30)
-LEASE_WAIT_SECONDS = 600.0
 TASK_TIMEOUT_SECONDS = 3600
 
 
@@ -63,40 +65,16 @@ class DeploymentError(Exception):
 # ------------------------------------------------------------------------ device lease
 @contextmanager
 def device_lease(*, device_id: int, holder: str, wait_seconds: float = LEASE_WAIT_SECONDS):
-    """Hold the device's lease: one deployment operation per device at a time.
-
-    Claimed atomically: create the row, or take it over with a conditional UPDATE when it
-    has expired (its holder died) or is already ours. Never read-then-write.
-    """
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        now = timezone.now()
+    """Hold the device's lease (devices.lease): one deployment operation per device at a
+    time. A device that stays busy is a 409 DeploymentError."""
+    with ExitStack() as stack:
         try:
-            with transaction.atomic():
-                DeviceLease.objects.create(
-                    device_id=device_id, holder=holder, expires_at=now + LEASE_TTL
-                )
-            break
-        except IntegrityError:
-            pass
-        taken = (
-            DeviceLease.objects.filter(device_id=device_id)
-            .filter(Q(expires_at__lt=now) | Q(holder=holder))
-            .update(holder=holder, expires_at=now + LEASE_TTL)
-        )
-        if taken == 1:
-            break
-        if time.monotonic() >= deadline:
-            raise DeploymentError(
-                "Another deployment is still working on this device; try again when it has finished.",
-                field="device_id",
-                status=409,
+            stack.enter_context(
+                lease.device_lease(device_id=device_id, holder=holder, wait_seconds=wait_seconds)
             )
-        time.sleep(0.5)
-    try:
+        except lease.DeviceBusy as exc:
+            raise DeploymentError(exc.message, field="device_id", status=409) from None
         yield
-    finally:
-        DeviceLease.objects.filter(device_id=device_id, holder=holder).delete()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -183,9 +161,7 @@ def _live(queryset):
 
 
 def _choose_device(recipe: Recipe, ports: list[int]) -> Device:
-    from scheduling.services import placement_rank
-
-    ranking = placement_rank(requirements=pipeline.requirements_of(recipe, ports=ports))
+    ranking = placement_rank(requirements=requirements_of(recipe, ports=ports))
     if ranking.recommended_device_id is None:
         raise DeploymentError(f"device_id: {ranking.message}", field="device_id", status=409)
     return Device.objects.get(pk=ranking.recommended_device_id)
@@ -200,8 +176,6 @@ def _kept_secrets(recipe: Recipe, deployment: Deployment) -> tuple[dict, dict]:
     file). A new deployment of the same app and name on the same device therefore takes
     over the latest kept one's secrets; secrets the recipe declares since are generated.
     """
-    from marketplace.selectors import kept_deployment
-
     secrets = generate_secrets(recipe)
     kept = kept_deployment(device=deployment.device, project=deployment.project)
     if kept is None:
@@ -236,7 +210,7 @@ def deployment_create(
     instance = _check_instance(instance)
     recipe = recipe_for(slug)
     clean = _clean_config(recipe, config, instance)
-    ports_wanted = [port for _, port, _ in pipeline.host_ports(recipe, clean)]
+    ports_wanted = [port for _, port, _ in host_ports(recipe, clean)]
 
     existing = _live(Deployment.objects.filter(slug=slug, instance=instance))
     if device_id is not None:
@@ -265,16 +239,16 @@ def deployment_create(
         config=clean,
         user=user if getattr(user, "is_authenticated", False) else None,
     )
-    problems = pipeline.preflight_problems(deployment, recipe, device)
-    problems += pipeline.port_problems(deployment, recipe, device, shell=None)
+    problems = preflight_problems(deployment, recipe, device)
+    problems += port_problems(deployment, recipe, device, shell=None)
     if not problems:
         # the ports in use on the device itself: one quick command, so an occupied port is
         # a clear 409 now rather than a failed deployment a moment later
         try:
-            problems += pipeline.port_problems(
-                deployment, recipe, device, shell=pipeline.DeviceShell(deployment, record=False)
+            problems += port_problems(
+                deployment, recipe, device, shell=DeploymentShell(deployment, record=False)
             )
-        except (ssh.SSHError, pipeline.StepFailed) as exc:
+        except (ssh.SSHError, StepFailed) as exc:
             raise DeploymentError(
                 f"device_id: {device.name} did not answer ({exc}); check it and try again.",
                 field="device_id",
@@ -316,8 +290,6 @@ def deployment_create(
 
 
 def _reserve(deployment: Deployment, recipe: Recipe, ports: list[int]):
-    from scheduling.services import reservation_create
-
     r = recipe.manifest.requirements
     return reservation_create(
         device_id=deployment.device_id,
@@ -331,8 +303,6 @@ def _reserve(deployment: Deployment, recipe: Recipe, ports: list[int]):
 
 def _release(deployment: Deployment) -> None:
     if deployment.reservation_id:
-        from scheduling.services import reservation_release
-
         reservation_release(reservation_id=deployment.reservation_id)
 
 
@@ -388,8 +358,6 @@ def deployment_run(*, deployment_id: int) -> Deployment | None:
     error = f"{outcome.failed_step}: {outcome.error}"
     _release(deployment)
     if outcome.cleanup_pending:
-        from marketplace.recovery import PENDING_NOTE
-
         cleanup_mark_pending(deployment, folder=getattr(run, "folder", ""))
         return _finish(deployment, outcome.status, error + PENDING_NOTE)
     if outcome.undo_errors:
@@ -399,7 +367,7 @@ def deployment_run(*, deployment_id: int) -> Deployment | None:
 
 def _finish(deployment: Deployment, status: str, error: str) -> Deployment:
     deployment.status = status
-    deployment.error = pipeline.mask(error, deployment.secret_values().values())
+    deployment.error = mask(error, deployment.secret_values().values())
     deployment.finished_at = timezone.now()
     deployment.save(update_fields=["status", "error", "finished_at", "updated"])
     logger.info("Deployment %s of %s: %s %s", deployment.pk, deployment.slug, status, error)
@@ -416,7 +384,7 @@ def _operate(deployment: Deployment, name: str, args: list[str], *, timeout: flo
         step = DeploymentStep.objects.create(deployment=deployment, name=name)
         try:
             out = p.shell.check(p.compose(*args), timeout=timeout, what=f"docker compose {args[0]}")
-        except (pipeline.StepFailed, ssh.SSHError) as exc:
+        except (StepFailed, ssh.SSHError) as exc:
             step.status, step.message = DeploymentStep.Status.FAILED, str(exc)
             step.save(update_fields=["status", "message"])
             raise DeploymentError(f"{name} failed: {exc}", field="deployment", status=502) from None
@@ -522,8 +490,6 @@ def _remove_from_device(
         p = pipeline.DeploymentPipeline(deployment, recipe_for(deployment.slug))
         message = p.compose_down(delete_data=delete_data) + "; " + p.remove_folder()
         # --- pooling: the app's pooled databases (dumped first when its data is kept)
-        from pooling.services import PoolingError, pooled_databases_release
-
         try:
             released = pooled_databases_release(
                 deployment=deployment,
@@ -532,10 +498,10 @@ def _remove_from_device(
                 shell=p.shell,
             )
         except PoolingError as exc:
-            raise pipeline.StepFailed(exc.message) from None
+            raise StepFailed(exc.message) from None
         message += f"; {released}" if released else ""
-    except (DeploymentError, pipeline.StepFailed, ssh.SSHError) as exc:
-        text = pipeline.mask(getattr(exc, "message", str(exc)), deployment.secret_values().values())
+    except (DeploymentError, StepFailed, ssh.SSHError) as exc:
+        text = mask(getattr(exc, "message", str(exc)), deployment.secret_values().values())
         step.status, step.message = DeploymentStep.Status.FAILED, text
         step.save(update_fields=["status", "message"])
         _finish(deployment, DeploymentStatus.FAILED, f"Removal failed: {text}")
@@ -569,30 +535,20 @@ def deployment_logs(*, deployment: Deployment, tail: int = 200) -> str:
             f"The device did not answer: {exc}", field="deployment", status=502
         ) from None
     text = out if exit_code == 0 else (out + err)
-    return pipeline.mask(text, deployment.secret_values().values())
+    return mask(text, deployment.secret_values().values())
+
+
+def deployments_forget_device(device: Device) -> None:
+    """devices.hooks.before_device_removal: the history of apps already removed from a
+    device goes with the device."""
+    Deployment.objects.filter(device=device).delete()
 
 
 # ------------------------------------------------------------------------- recovery
-# After a restart, or a device that went away mid-deployment (marketplace/recovery.py).
-from marketplace.recovery import (  # noqa: E402 - it uses this module's functions
+# After a restart, or a device that went away mid-deployment (marketplace/recovery.py,
+# which uses this module's functions: imported last).
+from marketplace.recovery import (  # noqa: E402
+    PENDING_NOTE,
     cleanup_mark_pending,
-    deployments_after_poll,
     deployments_cleanup_pending,
-    deployments_recover_interrupted,
 )
-
-__all__ = [
-    "DeploymentError",
-    "cleanup_mark_pending",
-    "deployment_create",
-    "deployment_logs",
-    "deployment_remove",
-    "deployment_restart",
-    "deployment_run",
-    "deployment_start",
-    "deployment_stop",
-    "deployments_after_poll",
-    "deployments_cleanup_pending",
-    "deployments_recover_interrupted",
-    "device_lease",
-]

@@ -13,13 +13,24 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from devices.compose import dump_compose
 from devices.models import Device
+from devices.ssh import SSHError
+from homelab.core.masking import MASK
 from marketplace import selectors, services
-from marketplace.compose import RenderConfig, RenderError, dump_compose, render_compose
+from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
-from marketplace.models import MASK, Deployment, DeploymentStatus
-from marketplace.pipeline import requirements_of
+from marketplace.models import Deployment, DeploymentStatus
+from marketplace.preflight import requirements_of
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
+from marketplace.selectors import deployment_usage as read_usage
+from pooling.selectors import (
+    pooled_databases_for_deployment,
+    pooling_preview,
+    shared_instances_left_empty,
+)
+from pooling.services import compose_pool_preview
+from scheduling.services import placement_rank
 
 MIB = 1024 * 1024
 
@@ -79,8 +90,6 @@ def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 # -------------------------------------------------------------------------- the wizard
 def _ranking(recipe: Recipe):
-    from scheduling.services import placement_rank
-
     return placement_rank(requirements=requirements_of(recipe))
 
 
@@ -117,7 +126,6 @@ def _pooling_preview(device: Device | None, recipe: Recipe) -> list[str]:
     server-02 (saves about N MB)" and the like)."""
     if device is None or not recipe.manifest.requires_database:
         return []
-    from pooling.selectors import pooling_preview
 
     return pooling_preview(device=device, recipe=recipe)
 
@@ -146,8 +154,6 @@ def _compose_preview(recipe: Recipe, form: DeployForm | None) -> str:
     except RenderError as exc:
         return f"# This configuration cannot be used: {exc.field}: {exc.message}"
     if not config.get("bundled_databases"):
-        from pooling.services import compose_pool_preview
-
         try:
             compose_pool_preview(recipe=recipe, compose=data, instance=instance, password=MASK)
         except ValueError as exc:  # a name the database pool cannot use
@@ -256,8 +262,6 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
 
     htmx polling (the fallback when the WebSocket is not available) gets the progress
     partial only."""
-    from pooling.selectors import pooled_databases_for_deployment
-
     deployment = _deployment_or_404(deployment_id)
     context = _progress_context(deployment)
     if request.htmx:
@@ -331,7 +335,6 @@ def deployment_remove(request: HttpRequest, deployment_id: int) -> HttpResponse:
             + (" with its data." if delete_data else "; its data was kept."),
         )
         return redirect("deployment_list")
-    from pooling.selectors import shared_instances_left_empty
 
     return render(
         request,
@@ -346,9 +349,6 @@ def deployment_remove(request: HttpRequest, deployment_id: int) -> HttpResponse:
 
 def deployment_usage(request: HttpRequest, deployment_id: int) -> HttpResponse:
     """Memory and CPU right now (a fragment the deployment page loads lazily)."""
-    from devices.ssh import SSHError
-    from marketplace.selectors import deployment_usage as read_usage
-
     deployment = _deployment_or_404(deployment_id)
     try:
         context = {"usage": read_usage(deployment=deployment)}

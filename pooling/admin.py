@@ -33,7 +33,8 @@ class PooledDatabaseAdmin(_ReadOnly):
     list_display = (
         "database_name",
         "instance",
-        "deployment",
+        "app_name",
+        "project",
         "size_bytes",
         "connections",
         "created",

@@ -7,7 +7,8 @@ from datetime import datetime
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema
 
-from pooling import selectors
+from devices.ssh import SSHError
+from pooling import selectors, services
 from pooling.models import SharedInstance
 
 router = Router(tags=["pooling"])
@@ -87,8 +88,8 @@ def instance_detail(request, instance_id: int):
                 "id": d.pk,
                 "database": d.database_name,
                 "role": d.role_name,
-                "deployment_id": d.deployment_id,
-                "app": d.deployment.app_name if d.deployment else None,
+                "deployment_id": d.app_id,
+                "app": d.app_name or None,
                 "size_bytes": d.size_bytes,
                 "connections": d.connections,
                 "created": d.created,
@@ -108,9 +109,6 @@ class RemovedOut(Schema):
 )
 def instance_remove(request, instance_id: int):
     """Remove a shared server no app uses (409 while apps use it)."""
-    from devices.ssh import SSHError
-    from pooling import services
-
     instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
     try:
         return 200, {"message": services.shared_instance_remove_unused(instance=instance)}

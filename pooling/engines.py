@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from marketplace.compose import ALPHABETS, generate_secret
+from homelab.core.secrets import ALPHABETS, generate_secret
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")

@@ -6,18 +6,24 @@ shared_instance_measure      read the shared container's memory (docker stats)
 shared_instance_measure_baseline   start a standalone server of the same image, measure it
 shared_instances_check       every poll: restart a stopped server, measure memory and sizes
 
-The per-app databases in these servers are in pooling.services, which re-exports these
-names: callers import from pooling.services.
+The per-app databases in these servers are in pooling.services.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import uuid
+from urllib.parse import quote
 
 from django.conf import settings
 from django.utils import timezone
 
+from devices import ssh
+from devices.compose import StepFailed, compose_base, deploy_root, dump_compose
+from devices.lease import DeviceBusy, device_lease
+from homelab.core.masking import mask
 from pooling import engines
 from pooling.models import PooledDatabase, SharedInstance
 
@@ -44,20 +50,16 @@ class PoolingError(Exception):
 # ------------------------------------------------------------------------------ shell
 class _Shell:
     """Commands on a device outside a deployment (not recorded), same interface as
-    marketplace.pipeline.DeviceShell."""
+    devices.compose.DeviceShell."""
 
     def __init__(self, device):
         self.device = device
         self.secrets: list[str] = []
 
     def run(self, args, *, timeout=None, stdin=None):
-        from devices import ssh
-
         return ssh.run(self.device, args, timeout=timeout, stdin=stdin)
 
     def check(self, args, *, timeout=None, what: str, stdin=None) -> str:
-        from marketplace.pipeline import mask
-
         code, out, err = self.run(args, timeout=timeout, stdin=stdin)
         if code != 0:
             detail = mask((err or out).strip(), self.secrets)[-1500:]
@@ -75,9 +77,7 @@ def _add_secret(shell, value: str) -> None:
 
 
 def _check(shell, args, *, what: str, timeout=None, stdin=None) -> str:
-    """shell.check, with a pipeline StepFailed turned into PoolingError."""
-    from marketplace.pipeline import StepFailed
-
+    """shell.check, with a shell's StepFailed turned into PoolingError."""
     try:
         return shell.check(args, timeout=timeout, what=what, stdin=stdin)
     except StepFailed as exc:
@@ -94,14 +94,10 @@ def pool_network() -> str:
 
 
 def _folder(project: str) -> str:
-    from marketplace.pipeline import deploy_root
-
     return f"{deploy_root()}/{project}"
 
 
 def _compose_base(device) -> list[str]:
-    from marketplace.pipeline import compose_base
-
     return compose_base(device)
 
 
@@ -170,8 +166,6 @@ def _write_file(shell, path: str, text: str) -> None:
 
 
 def _start(shell, instance: SharedInstance) -> None:
-    from marketplace.compose import dump_compose
-
     folder = _folder(instance.project)
     compose_file = f"{folder}/compose.yaml"
     data = engines.shared_compose(
@@ -366,8 +360,6 @@ def shared_instance_remove(*, instance: SharedInstance, shell=None) -> str:
 def _run_sql(shell, instance: SharedInstance, container: str, sql: str, *, what: str) -> str:
     """SQL (or Redis commands) on stdin as the admin; an error in the answer fails too
     (redis-cli exits 0 when a command fails)."""
-    from marketplace.pipeline import mask
-
     out = _check(
         shell,
         engines.sql_command(instance.engine, container),
@@ -503,10 +495,6 @@ def _restart_under_lease(shell, device, instance: SharedInstance, state: str):
     Returns None when the device is busy (the next poll looks again) or the server was
     removed meanwhile; else (restarted, sentence, container id).
     """
-    import uuid
-
-    from marketplace.services import DeploymentError, device_lease
-
     holder = f"pool-check-{instance.pk}-{uuid.uuid4().hex[:8]}"
     try:
         with device_lease(device_id=device.pk, holder=holder, wait_seconds=0):
@@ -528,7 +516,7 @@ def _restart_under_lease(shell, device, instance: SharedInstance, state: str):
             sentence = f"{label} {was}; it was started again and its apps reconnect."
             _incident(instance, sentence, SharedInstance.Status.RUNNING)
             return True, sentence, container
-    except DeploymentError:
+    except DeviceBusy:
         logger.info(
             "%s on %s is not running, but a deployment is working on the device; "
             "the next poll looks again",
@@ -564,11 +552,6 @@ def measure_due(instance: SharedInstance, every: float | None, now=None) -> bool
 def container_state_api(device, instance: SharedInstance) -> tuple[str, str]:
     """(container id, state) of the shared instance's server from the Docker API over the
     device's kept channel (devices.ssh.docker_get): the same answer as `_container`."""
-    import json
-    from urllib.parse import quote
-
-    from devices import ssh
-
     spec = engines.ENGINES[instance.engine]
     filters = json.dumps(
         {

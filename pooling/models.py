@@ -64,16 +64,17 @@ class SharedInstance(models.Model):
 
 
 class PooledDatabase(models.Model):
-    """One app's database and role in a shared instance (names from validated slugs)."""
+    """One app's database and role in a shared instance (names from validated slugs).
+
+    The app is known by its compose project on the instance's device (the pair is the
+    app's identity there), with its name and instance name for people and its id in the
+    apps layer for the API: no foreign key, pooling sits below the apps."""
 
     instance = models.ForeignKey(SharedInstance, on_delete=models.CASCADE, related_name="databases")
-    deployment = models.ForeignKey(
-        "marketplace.Deployment",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="pooled_databases",
-    )
+    project = models.CharField(max_length=63, blank=True, default="")
+    app_name = models.CharField(max_length=100, blank=True, default="")
+    app_instance = models.CharField(max_length=31, blank=True, default="")
+    app_id = models.PositiveIntegerField(null=True, blank=True)
     database_name = models.CharField(max_length=41)
     role_name = models.CharField(max_length=41)
     password = EncryptedTextField(editable=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from pooling import engines
+from pooling import engines, hooks
 from pooling.models import PooledDatabase, SharedInstance
 
 
@@ -43,11 +43,16 @@ def pooling_saved_ram_bytes() -> int:
     return sum(shared_instance_saved_bytes(i, i.apps) for i in shared_instances_live())
 
 
+def _databases_of(app) -> QuerySet[PooledDatabase]:
+    """The pooled databases of an app of the apps layer: its compose project on its device."""
+    return PooledDatabase.objects.filter(instance__device_id=app.device_id, project=app.project)
+
+
 def shared_instances_left_empty(deployment) -> list[SharedInstance]:
     """The shared servers on which `deployment` is the only app: removing it leaves them
     without apps (and removes them, unless the person keeps them)."""
     # filtering on the join would count only this app's databases: select by id instead
-    mine = PooledDatabase.objects.filter(deployment=deployment).values("instance_id")
+    mine = _databases_of(deployment).values("instance_id")
     live = SharedInstance.objects.filter(pk__in=mine).exclude(status=SharedInstance.Status.REMOVED)
     return list(live.annotate(apps=Count("databases")).filter(apps=1).select_related("device"))
 
@@ -67,7 +72,7 @@ def shared_instances_down() -> list[str]:
 
 
 def pooled_databases_of(instance: SharedInstance) -> QuerySet[PooledDatabase]:
-    return PooledDatabase.objects.filter(instance=instance).select_related("deployment")
+    return PooledDatabase.objects.filter(instance=instance)
 
 
 def pooling_recommendations() -> list[dict]:
@@ -80,32 +85,22 @@ def pooling_recommendations() -> list[dict]:
        saves about n x baseline; without one, (n - 1) x baseline (one server stays).
     3. Only groups that would save something are returned.
     """
-    from marketplace.models import Deployment
-    from marketplace.recipes import load_catalog
-
-    catalog = load_catalog()
     groups: dict[tuple[int, str], dict] = {}
-    deployments = Deployment.objects.filter(status__in=("running", "stopped")).select_related(
-        "device"
-    )
-    for deployment in deployments:
-        recipe = catalog.recipes.get(deployment.slug)
-        if recipe is None:
-            continue
+    for live in hooks.live_apps():
         pooled_engines = set(
-            PooledDatabase.objects.filter(deployment=deployment).values_list(
-                "instance__engine", flat=True
-            )
+            PooledDatabase.objects.filter(
+                instance__device_id=live.device.pk, project=live.project
+            ).values_list("instance__engine", flat=True)
         )
-        for need in recipe.manifest.requires_database:
+        for need in live.database_needs:
             engine = engines.MANIFEST_ENGINES[need.engine]
             if engine in pooled_engines or not engines.manifest_need_poolable(need)[0]:
                 continue
             group = groups.setdefault(
-                (deployment.device_id, engine),
-                {"device": deployment.device, "engine": engine, "apps": []},
+                (live.device.pk, engine),
+                {"device": live.device, "engine": engine, "apps": []},
             )
-            group["apps"].append(deployment)
+            group["apps"].append(live.app)
     out = []
     for (device_id, engine), group in sorted(groups.items(), key=lambda kv: kv[0]):
         shared = (
@@ -171,26 +166,18 @@ def pooling_unpooled() -> list[str]:
     """For the pooling page: apps that keep a database of their own although the pool
     offers its engine, one sentence per app and engine, saying why (not by choice: apps
     deployed with bundled_databases are the recommendations' business)."""
-    from marketplace.models import Deployment
-    from marketplace.recipes import load_catalog
-
-    catalog = load_catalog()
     found: dict[tuple[str, str], list[str]] = {}
     reasons: dict[tuple[str, str], str] = {}
-    deployments = Deployment.objects.filter(status__in=("running", "stopped")).select_related(
-        "device"
-    )
-    for deployment in deployments:
-        recipe = catalog.recipes.get(deployment.slug)
-        if recipe is None or (deployment.config or {}).get("bundled_databases"):
+    for live in hooks.live_apps():
+        if live.bundled_databases:
             continue
-        for need in recipe.manifest.requires_database:
+        for need in live.database_needs:
             engine = engines.MANIFEST_ENGINES[need.engine]
             poolable, why_not = engines.manifest_need_poolable(need)
             if poolable or engine not in engines.POOLED_ENGINES:
                 continue
-            key = (recipe.name, engines.LABELS[engine])
-            found.setdefault(key, []).append(deployment.device.name)
+            key = (live.name, engines.LABELS[engine])
+            found.setdefault(key, []).append(live.device.name)
             reasons[key] = why_not
     return [
         f"{app} keeps its own {label} on {', '.join(sorted(set(devices)))}: {reasons[(app, label)]}"
@@ -209,5 +196,13 @@ def pooled_databases_for_deployment(deployment) -> list[dict]:
             "host": d.instance.project,
             "instance_id": d.instance_id,
         }
-        for d in PooledDatabase.objects.filter(deployment=deployment).select_related("instance")
+        for d in _databases_of(deployment).select_related("instance")
     ]
+
+
+def dashboard_figures() -> dict:
+    """devices.hooks.dashboard_figures: what pooling adds to the resources summary."""
+    return {
+        "pooling_saved_ram_bytes": int(pooling_saved_ram_bytes()),
+        "shared_databases_down": shared_instances_down(),
+    }

@@ -16,12 +16,14 @@ The shared servers themselves live in pooling.instances; their services are re-e
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.db import transaction
 
-from marketplace.compose import escape_dollars
+from devices.compose import deploy_root, escape_dollars, service_mounts
+from devices.lease import DeviceBusy, device_lease
 from pooling import engines
 from pooling.instances import (
     HEALTH_TIMEOUT_SECONDS,
@@ -64,6 +66,22 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ pooled databases
+def _app_fields(app) -> dict:
+    """What a pooled database keeps of the app that uses it (an app of the apps layer:
+    its id, compose project, name and instance name)."""
+    return {
+        "app_id": app.pk,
+        "project": app.project,
+        "app_name": app.app_name,
+        "app_instance": app.instance,
+    }
+
+
+def databases_of_app(*, device_id: int, project: str):
+    """The pooled databases of the app that is compose project `project` on the device."""
+    return PooledDatabase.objects.filter(instance__device_id=device_id, project=project)
+
+
 def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool, bool, str]:
     """(database, database created now, instance started now, what was restored). For
     Redis the "database" is the app's ACL user and key prefix; "created now" means the user
@@ -79,14 +97,15 @@ def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool,
             kept = deployment.kept_database_passwords().get(engine)
             pooled = PooledDatabase.objects.create(
                 instance=instance,
-                deployment=deployment,
+                **_app_fields(deployment),
                 database_name=name,
                 role_name=name,
                 password=kept or engines.generate_password(),
             )
-        elif pooled.deployment_id != deployment.pk:
-            pooled.deployment = deployment
-            pooled.save(update_fields=["deployment"])
+        elif pooled.app_id != deployment.pk or pooled.project != deployment.project:
+            for field, value in _app_fields(deployment).items():
+                setattr(pooled, field, value)
+            pooled.save(update_fields=list(_app_fields(deployment)))
     _add_secret(shell, pooled.password)
     out = _run_sql(
         shell,
@@ -121,8 +140,6 @@ def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool,
 
 def _dumps_folder() -> str:
     """Where final dumps are kept on a device: `<deploy root>/pool-dumps`."""
-    from marketplace.pipeline import deploy_root
-
     return f"{deploy_root()}/pool-dumps"
 
 
@@ -220,10 +237,6 @@ def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> st
 
     Holds the device's deployment lease, so no deployment creates a database in it
     meanwhile; refuses while an app still uses it."""
-    import uuid
-
-    from marketplace.services import DeploymentError, device_lease
-
     label = instance.get_engine_display()
     device = instance.device
     try:
@@ -241,7 +254,7 @@ def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> st
             if instance.status == SharedInstance.Status.REMOVED:
                 return f"shared {label} removed"
             return shared_instance_remove(instance=instance, shell=shell)
-    except DeploymentError:
+    except DeviceBusy:
         raise PoolingError(
             f"{device.name} is busy with a deployment; try again when it has finished.",
             status=409,
@@ -256,7 +269,9 @@ def pooled_databases_release(
     (unless keep_instance)."""
     shell = _shell_for(deployment.device, shell)
     said = []
-    for pooled in PooledDatabase.objects.filter(deployment=deployment).select_related(
+    for pooled in databases_of_app(
+        device_id=deployment.device_id, project=deployment.project
+    ).select_related(
         "instance", "instance__device"
     ):
         instance = pooled.instance
@@ -317,8 +332,6 @@ def compose_use_pool(
     data.setdefault("networks", {})
     data["networks"][network] = {"name": network, "external": True}
     if bundled_service and bundled_service in services and bundled_service != service:
-        from marketplace.recipes import service_mounts
-
         dropped = services.pop(bundled_service)
         for other in services.values():
             depends = other.get("depends_on")

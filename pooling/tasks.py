@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from devices.models import Device
 from pooling.instances import MEASURE_EVERY_SECONDS, container_state_api
 from pooling.services import shared_instances_check
+
+logger = logging.getLogger(__name__)
 
 
 def check_shared_instances(device_id: int, *, device: Device | None = None) -> list[str]:
@@ -19,3 +23,13 @@ def check_shared_instances(device_id: int, *, device: Device | None = None) -> l
         measure_every=MEASURE_EVERY_SECONDS,
         container_state=lambda instance: container_state_api(device, instance),
     )
+
+
+def after_device_poll(device: Device) -> None:
+    """devices.hooks.after_poll: shared database servers are health-checked on every
+    successful poll (restarted if stopped)."""
+    try:
+        for sentence in check_shared_instances(device.pk, device=device):
+            logger.warning("%s", sentence)
+    except Exception:  # a failed check must not fail the poll; it is tried again next time
+        logger.exception("Checking the shared databases of device %s failed", device.pk)

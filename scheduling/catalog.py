@@ -1,12 +1,13 @@
 """What each catalog app needs, as placement sees it.
 
-The one door placement uses to learn an app's requirements: it reads the recipe catalog
-(marketplace/recipes/<slug>/manifest.yaml, plus custom recipe folders) and turns a manifest's
-requirements into an `AppRequirements` snapshot. Invalid recipes are not offered.
+The one door placement uses to learn an app's requirements: it asks the catalog the apps
+layer registered (scheduling.hooks.catalog_apps: marketplace's valid recipes) and turns a
+manifest's requirements into an `AppRequirements` snapshot. Invalid recipes are not offered.
 """
 
 from __future__ import annotations
 
+from scheduling import hooks
 from scheduling.scoring import MIB, AppRequirements
 
 
@@ -30,15 +31,13 @@ def _from_recipe(recipe) -> AppRequirements:
 
 def requirements_for_app(slug: str) -> AppRequirements | None:
     """What the app `slug` needs, or None for an app the catalog does not know."""
-    from marketplace.recipes import load_catalog
-
-    recipe = load_catalog().recipes.get(slug)
-    return _from_recipe(recipe) if recipe is not None else None
+    for recipe in hooks.apps_in_catalog():
+        if recipe.slug == slug:
+            return _from_recipe(recipe)
+    return None
 
 
 def known_apps() -> list[AppRequirements]:
     """Every valid catalog app, by name (for forms and error messages)."""
-    from marketplace.recipes import load_catalog
-
-    apps = [_from_recipe(recipe) for recipe in load_catalog().recipes.values()]
+    apps = [_from_recipe(recipe) for recipe in hooks.apps_in_catalog()]
     return sorted(apps, key=lambda app: app.name.lower())

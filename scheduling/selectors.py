@@ -12,6 +12,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from devices.models import Device, DeviceMetric
+from scheduling import hooks
 from scheduling.models import PlacementSettings, Reservation
 from scheduling.scoring import DEFAULT_WEIGHTS, DeviceSnapshot, InvalidInput, Policy, Weights
 
@@ -80,12 +81,9 @@ def device_availability(
 
 
 def _deployment_ports(device_ids: list[int]) -> dict[int, set[int]]:
-    """Host ports that running apps hold (none while the marketplace app is absent)."""
-    try:
-        from marketplace.selectors import host_ports_in_use
-    except ImportError:
-        return {}
-    return host_ports_in_use(device_ids=device_ids)
+    """Host ports that live apps hold (scheduling.hooks.host_ports_in_use, which the apps
+    layer fills)."""
+    return hooks.ports_in_use(device_ids)
 
 
 def device_snapshots(

@@ -49,7 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from marketplace.compose import dump_compose
+from devices.compose import dump_compose
 from pooling import engines
 
 pytestmark = [pytest.mark.lab, pytest.mark.benchmark]

@@ -18,8 +18,9 @@ import urllib.request
 import pytest
 import yaml
 
-from marketplace import pipeline, services
-from marketplace.models import MASK, Deployment, DeploymentStatus
+from homelab.core.masking import MASK
+from marketplace import pipeline, preflight, recovery, services
+from marketplace.models import Deployment, DeploymentStatus
 from marketplace.recipes import BUILTIN_DIR, clear_catalog_cache, load_catalog
 from scheduling.services import placement_rank
 
@@ -121,7 +122,7 @@ def custom_recipes(tmp_path, settings):
 def test_an_app_lands_on_the_top_device_answers_and_is_removed_without_a_trace(lab, lab_devices):
     port = free_port()
     recipe = load_catalog().get("vaultwarden")
-    ranking = placement_rank(requirements=pipeline.requirements_of(recipe, ports=[port]))
+    ranking = placement_rank(requirements=preflight.requirements_of(recipe, ports=[port]))
     assert ranking.recommended_device_id is not None, ranking.message
 
     instance = f"t{pysecrets.token_hex(3)}"  # other sessions may test on the same lab
@@ -196,7 +197,7 @@ def test_an_app_lands_on_the_top_device_answers_and_is_removed_without_a_trace(l
 def test_each_app_lands_on_the_device_placement_ranks_first_and_answers(lab, lab_devices, slug):
     recipe = load_catalog().get(slug)
     ports = {p.name: free_port() for p in recipe.manifest.ports}
-    ranking = placement_rank(requirements=pipeline.requirements_of(recipe, ports=ports.values()))
+    ranking = placement_rank(requirements=preflight.requirements_of(recipe, ports=ports.values()))
     assert ranking.recommended_device_id is not None, ranking.message
 
     deployment = services.deployment_create(
@@ -318,7 +319,7 @@ def test_an_interrupted_deployment_is_cleaned_up_at_start_up(lab, lab_devices):
     )
     assert leftovers(lab, device.name, deployment.project)
 
-    assert services.deployments_recover_interrupted() == 1
+    assert recovery.deployments_recover_interrupted() == 1
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.FAILED
     assert "control plane stopped" in deployment.error

@@ -14,7 +14,8 @@ import yaml
 from django.urls import reverse
 
 from devices.models import Device, DeviceStatus
-from marketplace.models import MASK, Deployment, DeploymentCommand, DeploymentStep
+from homelab.core.masking import MASK
+from marketplace.models import Deployment, DeploymentCommand, DeploymentStep
 from marketplace.recipes import BUILTIN_DIR, clear_catalog_cache
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,9 @@ import urllib.request
 
 import pytest
 
+from homelab.core.masking import MASK
 from marketplace import services
-from marketplace.models import MASK, DeploymentStatus
+from marketplace.models import DeploymentStatus
 from marketplace.recipes import load_catalog
 from pooling import engines
 from pooling.models import PooledDatabase, SharedInstance
@@ -136,7 +137,7 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         assert SharedInstance.objects.filter(engine="postgres").count() == 1
         # Paperless also gets a Redis user in the shared Redis: this test is about PostgreSQL
         in_postgres = PooledDatabase.objects.filter(instance__engine="postgres")
-        pooled = {p.deployment_id: p for p in in_postgres}
+        pooled = {p.app_id: p for p in in_postgres}
         assert len(pooled) == 3
         listed = lab.exec(
             DEVICE,
@@ -279,8 +280,8 @@ def test_a_mariadb_pair_is_isolated_even_with_underscores(lab, lab_devices, pool
     first = deploy("monica", f"{tag}-1", device.pk)
     second = deploy("monica", f"{tag}11", device.pk)
     try:
-        one = PooledDatabase.objects.get(deployment=first)
-        two = PooledDatabase.objects.get(deployment=second)
+        one = PooledDatabase.objects.get(app_id=first.pk)
+        two = PooledDatabase.objects.get(app_id=second.pk)
         assert one.database_name == f"monica_{tag}_1"
         assert two.database_name == f"monica_{tag}11"
         containers = pool_containers(lab, f"{pool}-mariadb")
@@ -343,7 +344,7 @@ def test_the_last_apps_shared_server_can_be_kept_and_removed_later(lab, lab_devi
     second = deploy("monica", f"{tag}b", device.pk)
     try:
         assert pool_containers(lab, project) == [container]  # the kept server, reused
-        assert PooledDatabase.objects.get(deployment=second).instance_id == shared.pk
+        assert PooledDatabase.objects.get(app_id=second.pk).instance_id == shared.pk
         with pytest.raises(PoolingError, match="1 app still uses the shared MariaDB"):
             shared_instance_remove_unused(instance=shared)
         assert pool_containers(lab, project) == [container]
@@ -520,7 +521,7 @@ def test_keeping_an_apps_data_dumps_its_database_and_deploying_it_again_restores
     device = lab_devices[DEVICE]
     instance = f"k{pysecrets.token_hex(2)}"
     app = deploy("monica", instance, device.pk)
-    pooled = PooledDatabase.objects.get(deployment=app)
+    pooled = PooledDatabase.objects.get(app_id=app.pk)
     [container] = pool_containers(lab, f"{pool}-mariadb")
 
     def mariadb_as(db: PooledDatabase, sql: str, container: str):
@@ -554,7 +555,7 @@ def test_keeping_an_apps_data_dumps_its_database_and_deploying_it_again_restores
         again = deploy("monica", instance, device.pk)
         taken_over = again.secret_values() == app.secret_values()  # no secret in a failure
         assert taken_over
-        restored = PooledDatabase.objects.get(deployment=again)
+        restored = PooledDatabase.objects.get(app_id=again.pk)
         assert restored.password == pooled.password
         attach = again.steps.get(name="shared databases").message
         assert f"with the data kept at its removal ({path})" in attach, attach
@@ -585,7 +586,7 @@ def test_a_kept_postgres_database_comes_back_with_the_app(lab, lab_devices, pool
     device = lab_devices[DEVICE]
     instance = f"q{pysecrets.token_hex(2)}"
     app = deploy("paperless-ngx", instance, device.pk)
-    pooled = PooledDatabase.objects.get(deployment=app, instance__engine="postgres")
+    pooled = PooledDatabase.objects.get(app_id=app.pk, instance__engine="postgres")
 
     def psql_as(db: PooledDatabase, sql: str):
         [container] = pool_containers(lab, f"{pool}-postgres")
@@ -601,7 +602,7 @@ def test_a_kept_postgres_database_comes_back_with_the_app(lab, lab_devices, pool
     again = None
     try:
         again = deploy("paperless-ngx", instance, device.pk)
-        restored = PooledDatabase.objects.get(deployment=again, instance__engine="postgres")
+        restored = PooledDatabase.objects.get(app_id=again.pk, instance__engine="postgres")
         assert restored.password == pooled.password
         assert psql_as(restored, "select title from docs").stdout.strip() == "tax 2026"
         # the role still owns what it made: it can write as before
@@ -641,7 +642,7 @@ def test_two_paperless_share_one_redis_each_in_its_own_prefix(lab, lab_devices, 
         [redis_container] = pool_containers(lab, f"{pool}-redis")
         assert len(pool_containers(lab, f"{pool}-postgres")) == 1
         shared = SharedInstance.objects.get(engine="redis")
-        users = {p.deployment_id: p for p in PooledDatabase.objects.filter(instance=shared)}
+        users = {p.app_id: p for p in PooledDatabase.objects.filter(instance=shared)}
         assert len(users) == 2
         a, b = users[apps[0].pk], users[apps[1].pk]
         assert a.role_name == f"paperless_ngx_r{tag}a"

@@ -17,10 +17,9 @@ import urllib.request
 
 import pytest
 
+from devices.compose import dump_compose, escape_dollars
 from marketplace.compose import (
     RenderConfig,
-    dump_compose,
-    escape_dollars,
     generate_secrets,
     render_compose,
 )

@@ -81,8 +81,8 @@ def plan_images(catalog) -> dict[str, ImagePlan]:
     plans: dict[str, ImagePlan] = {}
     for recipe in catalog.recipes.values():
         manifest = recipe.manifest
+        from devices.compose import service_mounts
         from marketplace.compose import parse_port
-        from marketplace.recipes import service_mounts
 
         for service_name, service in recipe.compose["services"].items():
             image = service["image"]

@@ -10,13 +10,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devices.compose import dump_compose
+from homelab.core.secrets import ALPHABETS, generate_secret
 from marketplace.compose import (
-    ALPHABETS,
     RenderConfig,
     RenderError,
     dollar_uses,
-    dump_compose,
-    generate_secret,
     generate_secrets,
     render_compose,
     walk_strings,

@@ -6,10 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from devices import ssh
-from marketplace import pipeline
-from marketplace.models import MASK
-from marketplace.pipeline import Context, Runner, Step, StepFailed
+from devices import compose, ssh
+from devices.compose import StepFailed
+from homelab.core.masking import MASK, mask
+from marketplace import preflight
+from marketplace.pipeline import Context, Runner, Step
 
 
 class FakeRecorder:
@@ -142,14 +143,14 @@ def test_running_the_steps_again_creates_nothing_twice():
 # ---------------------------------------------------------------------------- masking
 def test_masking_replaces_every_secret_longest_first_and_its_compose_escaped_form():
     text = "token=abcdef1234 short=abc pass=p$w0rd compose=p$$w0rd"
-    masked = pipeline.mask(text, ["abc", "abcdef1234", "p$w0rd", ""])
+    masked = mask(text, ["abc", "abcdef1234", "p$w0rd", ""])
     assert masked == f"token={MASK} short={MASK} pass={MASK} compose={MASK}"
-    assert pipeline.mask("", ["x"]) == ""
+    assert mask("", ["x"]) == ""
 
 
 def test_output_is_cut_to_its_tail():
-    assert pipeline.tail("x" * 10, 4) == "…xxxx"
-    assert pipeline.tail("short", 10) == "short"
+    assert compose.tail("x" * 10, 4) == "…xxxx"
+    assert compose.tail("short", 10) == "short"
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -162,7 +163,7 @@ garbage line
 
 
 def test_ss_output_gives_each_listening_port_with_its_process():
-    found = pipeline.parse_ss(SS_OUTPUT)
+    found = preflight.parse_ss(SS_OUTPUT)
     assert [(f.protocol, f.port, f.process) for f in found] == [
         ("tcp", 8080, "docker-proxy"),
         ("tcp", 22, "sshd"),
@@ -181,22 +182,22 @@ def test_ss_output_gives_each_listening_port_with_its_process():
 )
 def test_wait_flags_follow_the_compose_version(command, version, flags):
     device = SimpleNamespace(name="d", compose_command=command, compose_version=version)
-    assert pipeline.wait_flags(device, 90) == flags
+    assert compose.wait_flags(device, 90) == flags
 
 
 def test_an_unknown_compose_command_is_refused():
     device = SimpleNamespace(name="d", compose_command="rm -rf /", compose_version="")
     with pytest.raises(StepFailed):
-        pipeline.compose_base(device)
+        compose.compose_base(device)
 
 
 def test_the_deploy_root_must_be_a_plain_absolute_path(settings):
     settings.HOMELAB_DEPLOY_ROOT = "/srv/apps/"
-    assert pipeline.deploy_root() == "/srv/apps"
+    assert compose.deploy_root() == "/srv/apps"
     for bad in ("relative", "/srv/$(id)", "/srv/../etc", "/srv/a b"):
         settings.HOMELAB_DEPLOY_ROOT = bad
         with pytest.raises(StepFailed):
-            pipeline.deploy_root()
+            compose.deploy_root()
 
 
 # ------------------------------------------------------------------------------ retry
@@ -211,9 +212,7 @@ def test_a_dropped_connection_is_retried_up_to_three_times(monkeypatch):
 
     monkeypatch.setattr(ssh, "run", flaky)
     slept = []
-    shell = pipeline.DeviceShell(
-        SimpleNamespace(device=None, pk=None), record=False, sleep=slept.append
-    )
+    shell = compose.DeviceShell(None, sleep=slept.append)
     assert shell.run(["true"]) == (0, "ok", "")
     assert len(calls) == 3 and slept == [1.0, 2.0]
 
@@ -224,9 +223,7 @@ def test_it_gives_up_after_three_retries(monkeypatch):
 
     monkeypatch.setattr(ssh, "run", down)
     slept = []
-    shell = pipeline.DeviceShell(
-        SimpleNamespace(device=None, pk=None), record=False, sleep=slept.append
-    )
+    shell = compose.DeviceShell(None, sleep=slept.append)
     with pytest.raises(ssh.Unreachable):
         shell.run(["true"])
     assert slept == [1.0, 2.0, 4.0]
@@ -240,7 +237,7 @@ def test_a_refused_login_is_not_retried(monkeypatch):
         raise ssh.AuthFailed("no")
 
     monkeypatch.setattr(ssh, "run", refused)
-    shell = pipeline.DeviceShell(SimpleNamespace(device=None, pk=None), record=False)
+    shell = compose.DeviceShell(None)
     with pytest.raises(ssh.AuthFailed):
         shell.run(["true"])
     assert calls == [1]
@@ -248,9 +245,7 @@ def test_a_refused_login_is_not_retried(monkeypatch):
 
 def test_a_command_failure_names_what_failed_with_secrets_masked(monkeypatch):
     monkeypatch.setattr(ssh, "run", lambda *a, **k: (1, "", "bad token s3cr3t-value"))
-    shell = pipeline.DeviceShell(
-        SimpleNamespace(device=None, pk=None), record=False, secrets=["s3cr3t-value"]
-    )
+    shell = compose.DeviceShell(None, secrets=["s3cr3t-value"])
     with pytest.raises(StepFailed) as caught:
         shell.check(["docker", "compose", "up"], what="docker compose up")
     assert str(caught.value) == f"docker compose up failed (exit 1): bad token {MASK}"

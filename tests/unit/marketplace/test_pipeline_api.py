@@ -10,8 +10,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from marketplace import pipeline, services
-from marketplace.models import Deployment, DeploymentStatus, DeviceLease
+from devices.models import DeviceLease
+from marketplace import pipeline, recovery, services
+from marketplace.models import Deployment, DeploymentStatus
 from marketplace.selectors import apps_counts
 from scheduling.models import Reservation
 from tests.unit.scheduling.factories import make_device
@@ -35,7 +36,7 @@ def quiet_device(monkeypatch):
         listened.append(args)
         return 0, 'tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))\n', ""
 
-    monkeypatch.setattr(pipeline.DeviceShell, "run", run)
+    monkeypatch.setattr(pipeline.DeploymentShell, "run", run)
     queued = []
     monkeypatch.setattr(services, "enqueue_run", queued.append)
     return queued
@@ -225,7 +226,7 @@ def test_a_deployment_is_claimed_only_once(homelab, quiet_device, monkeypatch):
 def test_a_queued_deployment_is_resumed_at_start_up(homelab, quiet_device):
     deployment = services.deployment_create(slug="vaultwarden", device_id=homelab["big"].pk)
     quiet_device.clear()
-    assert services.deployments_recover_interrupted() == 1
+    assert recovery.deployments_recover_interrupted() == 1
     assert quiet_device == [deployment.pk]
     assert Deployment.objects.get(pk=deployment.pk).status == "validating"
 
@@ -233,7 +234,7 @@ def test_a_queued_deployment_is_resumed_at_start_up(homelab, quiet_device):
 def test_an_interrupted_removal_is_marked_failed_at_start_up(homelab, quiet_device):
     deployment = services.deployment_create(slug="vaultwarden", device_id=homelab["big"].pk)
     Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.REMOVING)
-    services.deployments_recover_interrupted()
+    recovery.deployments_recover_interrupted()
     deployment.refresh_from_db()
     assert deployment.status == "failed" and "Remove again" in deployment.error
 
@@ -306,7 +307,7 @@ def test_create_enqueues_the_real_task_after_commit(
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
-    monkeypatch.setattr(pipeline.DeviceShell, "run", lambda self, args, timeout=None: (0, "", ""))
+    monkeypatch.setattr(pipeline.DeploymentShell, "run", lambda self, args, timeout=None: (0, "", ""))
 
     class FakePipeline:
         def __init__(self, d, recipe):

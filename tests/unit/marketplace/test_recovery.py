@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from devices import ssh
+from devices import compose, ssh
 from marketplace import pipeline, preflight, recovery, services, shell
 from marketplace.models import Deployment, DeploymentStatus
 from scheduling.models import Reservation
@@ -41,7 +41,7 @@ def test_a_missing_ss_is_reported_with_the_package_to_install(monkeypatch):
     deployment = SimpleNamespace(config={}, pk=None, project="hl-x-default")
     recipe = SimpleNamespace(manifest=SimpleNamespace(ports=[]))
     device = SimpleNamespace(name="pi", pk=None)
-    with pytest.raises(shell.StepFailed) as caught:
+    with pytest.raises(compose.StepFailed) as caught:
         preflight.port_problems(deployment, recipe, device, None, state=state)
     assert "iproute2" in str(caught.value)
 
@@ -54,9 +54,7 @@ def test_the_folder_reaches_the_device_only_as_one_quoted_argument(monkeypatch, 
     monkeypatch.setattr(
         ssh, "run", lambda device, args, timeout=None, stdin=None: sent.append(args) or (0, "", "")
     )
-    device_shell = shell.DeviceShell(
-        SimpleNamespace(device=SimpleNamespace(pk=None, name="pi"), pk=None), record=False
-    )
+    device_shell = compose.DeviceShell(SimpleNamespace(pk=None, name="pi"))
     preflight.device_state(device_shell, folder)
     [args] = sent
     assert args[:2] == ["sh", "-c"] and args[2] == preflight.STATE_SCRIPT and args[4] == folder
@@ -69,8 +67,8 @@ def test_the_folder_reaches_the_device_only_as_one_quoted_argument(monkeypatch, 
 def test_a_long_command_on_a_device_that_stops_answering_ends_as_unreachable(monkeypatch):
     """The watchdog probes the SSH port; two misses close the connection, which ends the
     command; the shell reports the device unreachable, retried, then marks it lost."""
-    monkeypatch.setattr(shell, "WATCH_INTERVAL_SECONDS", 0.01)
-    monkeypatch.setattr(shell, "ssh_port_answers", lambda address, port: False)
+    monkeypatch.setattr(compose, "WATCH_INTERVAL_SECONDS", 0.01)
+    monkeypatch.setattr(compose, "ssh_port_answers", lambda address, port: False)
     closed = threading.Event()
     monkeypatch.setattr(ssh.connections, "close", lambda device_id: closed.set())
     monkeypatch.setattr(ssh.connections, "is_connected", lambda device_id: False)
@@ -83,9 +81,7 @@ def test_a_long_command_on_a_device_that_stops_answering_ends_as_unreachable(mon
     monkeypatch.setattr(ssh, "run", hanging)
     device = SimpleNamespace(pk=7, name="pi", address="192.0.2.7", port=22)
     slept: list[float] = []
-    device_shell = shell.DeviceShell(
-        SimpleNamespace(device=device, pk=None), record=False, sleep=slept.append
-    )
+    device_shell = compose.DeviceShell(device, sleep=slept.append)
     started = time.monotonic()
     with pytest.raises(ssh.Unreachable) as caught:
         device_shell.run(["docker", "compose", "up", "--wait"], timeout=600)
@@ -100,10 +96,10 @@ def test_a_long_command_on_a_device_that_stops_answering_ends_as_unreachable(mon
 
 
 def test_a_short_command_is_not_watched(monkeypatch):
-    monkeypatch.setattr(shell, "ssh_port_answers", lambda address, port: pytest.fail("probed"))
+    monkeypatch.setattr(compose, "ssh_port_answers", lambda address, port: pytest.fail("probed"))
     monkeypatch.setattr(ssh, "run", lambda device, args, timeout=None, stdin=None: (0, "ok", ""))
     device = SimpleNamespace(pk=7, name="pi", address="192.0.2.7", port=22)
-    device_shell = shell.DeviceShell(SimpleNamespace(device=device, pk=None), record=False)
+    device_shell = compose.DeviceShell(device)
     assert device_shell.run(["true"], timeout=30) == (0, "ok", "")
 
 
@@ -137,7 +133,7 @@ def test_failed_undos_keep_the_cleanup_for_later(monkeypatch):
 
     def create(ctx):
         ctx.on_undo("remove it", lambda: (_ for _ in ()).throw(ssh.Unreachable("gone")))
-        raise shell.StepFailed("the device went away")
+        raise compose.StepFailed("the device went away")
 
     run = pipeline.DeploymentPipeline.__new__(pipeline.DeploymentPipeline)
     run.deployment = SimpleNamespace()
@@ -155,7 +151,7 @@ def device(db):
 
 @pytest.fixture
 def queued(monkeypatch):
-    monkeypatch.setattr(services.pipeline.DeviceShell, "run", lambda self, args, **k: (0, "", ""))
+    monkeypatch.setattr(shell.DeploymentShell, "run", lambda self, args, **k: (0, "", ""))
     monkeypatch.setattr(services, "enqueue_run", lambda deployment_id: None)
 
 
@@ -204,7 +200,7 @@ def test_the_poll_after_the_device_is_back_runs_the_undo(device, queued, monkeyp
     monkeypatch.setattr(recovery, "_undo_on_device", undo)
     monkeypatch.setattr(recovery.pipeline, "DeploymentPipeline", _FolderOnly)
     type(device).objects.filter(pk=device.pk).update(last_seen=timezone.now())
-    services.deployments_after_poll(device_id=device.pk)
+    recovery.deployments_after_poll(device_id=device.pk)
     deployment.refresh_from_db()
     assert undone == [(deployment.pk, "/opt/homelab/apps/hl-vaultwarden-default", False)]
     assert not deployment.cleanup_pending
@@ -212,7 +208,7 @@ def test_the_poll_after_the_device_is_back_runs_the_undo(device, queued, monkeyp
     assert "what this attempt created was removed" in deployment.error
     assert deployment.steps.last().status == "undone"
     # nothing pending any more: the next poll does nothing
-    services.deployments_after_poll(device_id=device.pk)
+    recovery.deployments_after_poll(device_id=device.pk)
     assert len(undone) == 1
 
 
@@ -220,12 +216,12 @@ def test_an_undo_that_keeps_failing_asks_for_remove_after_some_tries(device, que
     deployment = _failed_with_pending(monkeypatch, device)
 
     def undo(p, d, *, keep_data):
-        raise pipeline.StepFailed("docker compose down failed (exit 1): no daemon")
+        raise compose.StepFailed("docker compose down failed (exit 1): no daemon")
 
     monkeypatch.setattr(recovery, "_undo_on_device", undo)
     monkeypatch.setattr(recovery.pipeline, "DeploymentPipeline", _FolderOnly)
     for _ in range(recovery.CLEANUP_MAX_TRIES):
-        assert services.deployments_cleanup_pending(device=device) == 0
+        assert recovery.deployments_cleanup_pending(device=device) == 0
     deployment.refresh_from_db()
     assert not deployment.cleanup_pending
     assert deployment.status == DeploymentStatus.FAILED
@@ -241,7 +237,7 @@ def test_a_newer_deployment_under_the_same_project_is_never_touched(device, queu
         slug="vaultwarden", app_name="Vaultwarden", device=device, instance="default",
         project=deployment.project, status=DeploymentStatus.RUNNING,
     )  # fmt: skip
-    assert services.deployments_cleanup_pending(device=device) == 1
+    assert recovery.deployments_cleanup_pending(device=device) == 1
     deployment.refresh_from_db()
     assert not deployment.cleanup_pending
 
@@ -273,12 +269,12 @@ def test_a_running_apps_reservation_is_released_by_the_first_poll_after_it_ran(
     # a poll that started before the app ran has not measured it
     earlier = Deployment.objects.get(pk=deployment.pk).finished_at - timedelta(seconds=1)
     type(device).objects.filter(pk=device.pk).update(last_seen=earlier)
-    services.deployments_after_poll(device_id=device.pk)
+    recovery.deployments_after_poll(device_id=device.pk)
     reservation.refresh_from_db()
     assert reservation.released_at is None
 
     type(device).objects.filter(pk=device.pk).update(last_seen=timezone.now())
-    services.deployments_after_poll(device_id=device.pk)
+    recovery.deployments_after_poll(device_id=device.pk)
     reservation.refresh_from_db()
     assert reservation.released_at is not None
 
@@ -287,10 +283,12 @@ def test_the_poll_task_calls_the_deployments_hook_after_a_successful_poll(device
     from devices import tasks
 
     monkeypatch.setattr(tasks.services, "device_poll", lambda device_id: device)
-    monkeypatch.setattr(tasks, "_check_shared_databases", lambda device: None)
+    from pooling import tasks as pooling_tasks
+
+    monkeypatch.setattr(pooling_tasks, "check_shared_instances", lambda device_id, device: [])
     seen = []
     monkeypatch.setattr(
-        services,
+        recovery,
         "deployments_after_poll",
         lambda device_id, device: seen.append((device_id, device.pk)),
     )

@@ -38,8 +38,9 @@ def _database(instance, name, password="B" * 40) -> PooledDatabase:
         instance=name.rsplit("_", 1)[-1], project=f"hl-{name}", status="running",
     )  # fmt: skip
     return PooledDatabase.objects.create(
-        instance=instance, deployment=deployment, database_name=name, role_name=name,
-        password=password,
+        instance=instance, app_id=deployment.pk, project=deployment.project,
+        app_name=deployment.app_name, app_instance=deployment.instance,
+        database_name=name, role_name=name, password=password,
     )  # fmt: skip
 
 
@@ -289,7 +290,7 @@ class _NoShell:
 
 
 def test_a_stopped_shared_server_is_left_alone_while_a_deployment_holds_the_device():
-    from marketplace.services import device_lease
+    from devices.lease import device_lease
     from pooling.services import shared_instances_check
 
     device = _device()
@@ -328,13 +329,13 @@ def test_the_deployment_page_says_which_shared_database_the_app_uses(client):
     pooled = _database(_instance(device), "paperless_ngx_a", password="S" * 40)
     _database(_instance(device, engine="redis"), "paperless_ngx_b", password="T" * 40)
     client.force_login(user)
-    text = client.get(f"/deployments/{pooled.deployment_id}/").content.decode()
+    text = client.get(f"/deployments/{pooled.app_id}/").content.decode()
     assert (
         "Uses the shared PostgreSQL on server-02: its own database <code>paperless_ngx_a</code> "
         "and login <code>paperless_ngx_a</code>." in text
     )
     assert "S" * 40 not in text and "A" * 40 not in text
-    redis = PooledDatabase.objects.get(database_name="paperless_ngx_b").deployment_id
+    redis = PooledDatabase.objects.get(database_name="paperless_ngx_b").app_id
     text = client.get(f"/deployments/{redis}/").content.decode()
     assert "Uses the shared Redis on server-02: its own user <code>paperless_ngx_b</code>" in text
 
@@ -346,12 +347,12 @@ def test_removing_the_last_app_of_a_shared_server_offers_to_keep_it(client):
     instance = _instance(_device())
     first = _database(instance, "paperless_ngx_a")
     client.force_login(user)
-    page = client.get(f"/deployments/{first.deployment_id}/remove/").content.decode()
+    page = client.get(f"/deployments/{first.app_id}/remove/").content.decode()
     assert "Keep the shared PostgreSQL on server-02 running" in page
     assert "Paperless is the last app using it" in page
     # with a second app on it, removing the first leaves it in use: nothing to offer
     _database(instance, "paperless_ngx_b")
-    page = client.get(f"/deployments/{first.deployment_id}/remove/").content.decode()
+    page = client.get(f"/deployments/{first.app_id}/remove/").content.decode()
     assert "Keep the shared" not in page
 
 
