@@ -13,6 +13,7 @@ from ninja.errors import ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
 from homelab import __version__
+from homelab.core.api import router as jobs_router
 from homelab.services import api_token_authenticate
 
 
@@ -69,6 +70,7 @@ def version(request):
 
 
 api.add_router("/system", system)
+api.add_router("/jobs", jobs_router)
 
 
 def _register_app_routers() -> None:
