@@ -26,9 +26,13 @@ def verify_encryption_key() -> None:
 
 
 def prepare_control_plane() -> None:
-    """1. Verify the key. 2. Make sure recurring schedules exist."""
+    """1. Verify the key. 2. Mark jobs whose worker died interrupted (their kinds clean up).
+    3. Make sure recurring schedules exist."""
     verify_encryption_key()
+    from homelab.core.services import jobs_recover_interrupted
     from marketplace.services import deployments_recover_interrupted
+
+    jobs_recover_interrupted()
 
     deployments_recover_interrupted()
     try:

@@ -350,3 +350,21 @@ def test_an_unexpected_error_is_described_in_plain_words():
     assert job.status == JobStatus.FAILED
     assert "Something unexpected went wrong (ZeroDivisionError" in job.error
     assert "try again" in job.error
+
+
+def test_start_up_marks_a_job_left_running_by_a_dead_worker_interrupted():
+    from homelab.startup import prepare_control_plane
+
+    job = Job.objects.create(
+        kind="test.interruptible",
+        status=JobStatus.RUNNING,
+        params={"project": "hl-left-over"},
+        worker_host=socket.gethostname(),
+        worker_pid=_dead_pid(),
+        heartbeat_at=timezone.now(),
+    )
+
+    prepare_control_plane()
+
+    assert Job.objects.get(pk=job.pk).status == JobStatus.INTERRUPTED
+    assert Interruptible.hooked == [job.pk]
