@@ -262,3 +262,19 @@ def test_the_consumer_refuses_strangers_and_unknown_jobs(django_user_model):
             assert not connected
 
     async_to_sync(scenario)()
+
+
+# ---------------------------------------------------------------------------- admin
+def test_the_admin_shows_jobs_read_only_with_their_steps(client, django_user_model, finished):
+    admin = django_user_model.objects.create_superuser("root", password="pw-Root-123")
+    client.force_login(admin)
+
+    listing = client.get("/admin/core/job/?status__exact=succeeded")
+    one = client.get(f"/admin/core/job/{finished.pk}/change/")
+
+    assert listing.status_code == 200 and "pi-1" in listing.content.decode()
+    assert one.status_code == 200
+    page = one.content.decode()
+    assert "say hello" in page and SECRET not in page
+    assert 'name="_save"' not in page  # nothing to change
+    assert client.get("/admin/core/job/add/").status_code == 403
