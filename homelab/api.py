@@ -15,6 +15,7 @@ from ninja.security import HttpBearer, SessionAuth
 from devices.api import resources_router
 from devices.api import router as devices_router
 from homelab import __version__
+from homelab.core.api import router as jobs_router
 from homelab.services import api_token_authenticate
 from marketplace.api import router as marketplace_router
 from pooling.api import router as pooling_router
@@ -74,6 +75,7 @@ def version(request):
 
 
 api.add_router("/system", system)
+api.add_router("/jobs", jobs_router)
 
 
 api.add_router("/devices", devices_router)

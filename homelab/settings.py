@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "encrypted_model_fields",
     "axes",
     "homelab",
+    "homelab.core",
     "devices",
     "scheduling",
     "marketplace",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from devices.models import Device
+from homelab.core.services import jobs_recover_interrupted
 from devices.tasks import ensure_poll_schedule
 from marketplace.recovery import deployments_recover_interrupted
 
@@ -28,8 +29,9 @@ def verify_encryption_key() -> None:
 
 
 def prepare_control_plane() -> None:
-    """1. Verify the key. 2. Recover deployments a restart interrupted. 3. Make sure
-    recurring schedules exist."""
+    """1. Verify the key. 2. Mark jobs whose worker died interrupted (their kinds clean up)
+    and recover deployments a restart interrupted. 3. Make sure recurring schedules exist."""
     verify_encryption_key()
+    jobs_recover_interrupted()
     deployments_recover_interrupted()
     ensure_poll_schedule()

@@ -12,6 +12,7 @@ urlpatterns = [
     path("settings/tokens/", views.api_tokens, name="api_tokens"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("activity/", include("homelab.core.urls")),
     path("placement/", include("scheduling.urls")),
     path("pooling/", include("pooling.urls")),
     path("", include("marketplace.urls")),
