@@ -3,6 +3,19 @@
 (function () {
   "use strict";
 
+  // Forms answer 422 (a value to fix) or 409 (a conflict, like a port in use) with the
+  // form again and the message beside the field: swap those answers in like a 200, or the
+  // person presses a button and sees nothing happen. Other errors stay unswapped.
+  if (window.htmx) {
+    window.htmx.config.responseHandling = [
+      { code: "204", swap: false },
+      { code: "[23]..", swap: true },
+      { code: "409|422", swap: true, error: false },
+      { code: "[45]..", swap: false, error: true },
+      { code: "...", swap: false },
+    ];
+  }
+
   // "Use this address" in the network scan: fill the wizard's fields in place instead of
   // reloading, so nothing the person already typed is lost.
   document.addEventListener("click", function (event) {
