@@ -21,14 +21,25 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from tests.integration.test_marketplace_pages import (  # noqa: F401 - fixtures
-    fresh_catalog,
-    make_deployment,
-    make_device,
-    signed_in,
-)
+from marketplace.recipes import clear_catalog_cache
+from tests.integration.test_marketplace_pages import make_deployment, make_device
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def builtin_catalog(settings):
+    settings.HOMELAB_RECIPE_DIRS = []
+    clear_catalog_cache()
+    yield
+    clear_catalog_cache()
+
+
+@pytest.fixture
+def signed_in(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("owner", password="pw-Owner-123"))
+    return client
+
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 APP_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "app.js"
