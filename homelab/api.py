@@ -6,13 +6,13 @@ browser uses its session (with CSRF). Everything requires authentication except 
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from ninja import NinjaAPI, Router, Schema
 from ninja.errors import ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
 from homelab import __version__
+from homelab.api_docs import LocalSwagger, docs_access
 from homelab.services import api_token_authenticate
 
 
@@ -30,7 +30,8 @@ api = NinjaAPI(
     urls_namespace="api",
     auth=[BearerToken(), SessionAuth()],
     docs_url="/docs",
-    docs_decorator=login_required,
+    docs=LocalSwagger(),
+    docs_decorator=docs_access,
 )
 
 
