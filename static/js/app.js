@@ -35,6 +35,24 @@
     if (note) note.textContent = "Address filled in: " + address.value;
   });
 
+  // "Copy" beside a value shown once (a new API token): shown only when the browser can
+  // copy, so without JavaScript the person selects the text by hand.
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    if (navigator.clipboard) button.hidden = false;
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var id = button.getAttribute("data-copy");
+    var source = document.getElementById(id);
+    var note = document.querySelector('[data-copied-for="' + id + '"]');
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(
+      function () { if (note) note.textContent = "Copied."; },
+      function () { if (note) note.textContent = "Could not copy: select the text and copy it by hand."; }
+    );
+  });
+
   // "Change address": jump back to the address field.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-focus]");
