@@ -72,6 +72,37 @@ def _device_cards(devices: list[Device]) -> list[Device]:
     return sorted(devices, key=lambda d: (HEALTH_ORDER.get(d.health, 3), d.name.lower()))
 
 
+def _ago(moment) -> str:
+    """ "5 min ago", "3 h ago", "2 days ago", "just now"."""
+    seconds = max(0, int((timezone.now() - moment).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    days = seconds // 86400
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def _totals_heading(devices: list[Device]) -> str:
+    """What the totals count: "Total resources across 2 online devices (lab-pi offline,
+    last seen 5 min ago)". The totals leave out devices that are not online, so say so."""
+    online = [d for d in devices if d.status == DeviceStatus.ONLINE]
+    others = sorted((d for d in devices if d.status != DeviceStatus.ONLINE), key=lambda d: d.name)
+    count = len(online)
+    heading = f"Total resources across {count} {'online ' if others else ''}device{'' if count == 1 else 's'}"
+    if not others:
+        return heading
+    notes = []
+    for device in others:
+        note = f"{device.name} {device.get_status_display().lower()}"
+        if device.last_seen:
+            note += f", last seen {_ago(device.last_seen)}"
+        notes.append(note)
+    return f"{heading} ({'; '.join(notes)})"
+
+
 def dashboard(request: HttpRequest) -> HttpResponse:
     """ "Your Homelab": the pooled resources and a health card per device.
 
@@ -82,6 +113,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "devices": _device_cards(devices),
         "summary": resources_summary() if devices else None,
+        "totals_heading": _totals_heading(devices),
         "updated": timezone.now(),
     }
     if request.htmx:

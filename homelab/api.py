@@ -6,7 +6,6 @@ browser uses its session (with CSRF). Everything requires authentication except 
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from ninja import NinjaAPI, Router, Schema
 from ninja.errors import ValidationError
@@ -15,6 +14,7 @@ from ninja.security import HttpBearer, SessionAuth
 from devices.api import resources_router
 from devices.api import router as devices_router
 from homelab import __version__
+from homelab.api_docs import LocalSwagger, docs_access
 from homelab.core.api import router as jobs_router
 from homelab.services import api_token_authenticate
 from marketplace.api import router as marketplace_router
@@ -36,7 +36,8 @@ api = NinjaAPI(
     urls_namespace="api",
     auth=[BearerToken(), SessionAuth()],
     docs_url="/docs",
-    docs_decorator=login_required,
+    docs=LocalSwagger(),
+    docs_decorator=docs_access,
 )
 
 

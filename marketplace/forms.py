@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 
 from marketplace.compose import ENV_NAME_RE
@@ -30,6 +32,11 @@ def shared_database_labels(recipe: Recipe) -> list[str]:
     ]
 
 
+DEVICE_LABEL = "Device"
+INSTANCE_LABEL = "Name of this copy"
+ENV_LABEL = "Extra settings (environment variables)"
+
+
 class DeployForm(forms.Form):
     """Where to deploy and, optionally, host ports and extra environment variables.
 
@@ -37,17 +44,17 @@ class DeployForm(forms.Form):
     `deployment_create`, whose errors come back to the field they name.
     """
 
-    device_id = forms.TypedChoiceField(coerce=int, required=False, label="Device")
+    device_id = forms.TypedChoiceField(coerce=int, required=False, label=DEVICE_LABEL)
     instance = forms.CharField(
         required=False,
         max_length=31,
-        label="Name of this copy",
+        label=INSTANCE_LABEL,
         initial="default",
         help_text="Change it only to run a second copy of the app (for example 'family').",
     )
     env = forms.CharField(
         required=False,
-        label="Extra settings (environment variables)",
+        label=ENV_LABEL,
         widget=forms.Textarea(attrs={"rows": 4, "placeholder": "NAME=value, one a line"}),
         help_text="One NAME=value a line. Leave empty unless the app's documentation asks for one.",
     )
@@ -70,9 +77,11 @@ class DeployForm(forms.Form):
         for port in recipe.manifest.ports:
             self.fields[self.port_field(port.name)] = forms.IntegerField(
                 required=False,
-                label=f"{port.name} ({port.protocol.upper()} {port.container_port} inside the app)",
+                label=port_label(port.name),
                 initial=port.default_host_port,
-                help_text=port.meaning,
+                help_text=(
+                    f"{port.meaning} Inside the app: {port.protocol.upper()} {port.container_port}."
+                ),
                 widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
             )
 
@@ -124,22 +133,57 @@ class DeployForm(forms.Form):
         return config
 
     def add_service_error(self, field: str, message: str) -> None:
-        """Put a DeploymentError next to the field it names (config.ports.web -> port_web)."""
-        target = None
-        if field.startswith("config.ports"):
-            name = field.removeprefix("config.ports").lstrip(".")
-            if not name:
-                for port in self.recipe.manifest.ports:
-                    if f"config.ports.{port.name}" in message:
-                        name = port.name
-                        break
-            if name and self.port_field(name) in self.fields:
-                target = self.port_field(name)
-        elif field.startswith("config.env"):
-            target = "env"
-        elif field in ("device_id", "instance"):
-            target = field
-        self.add_error(target, message)
+        """Put a DeploymentError next to the field it names, in the field's own words
+        (config.ports.web -> the "Web port" box; instance -> "Name of this copy")."""
+        target = wizard_field(self, field, message)
+        if target is None:
+            words = person_words(self, message)
+            self.add_error(None, words[:1].upper() + words[1:])
+            return
+        name, label = target
+        self.add_error(name, f"{label}: {person_words(self, message)}")
+
+
+# The one place that knows which box of the wizard a service error's `field` means.
+def wizard_field(form: DeployForm, field: str, message: str = "") -> tuple[str, str] | None:
+    """(the form field's name, its label) for a DeploymentError's `field`, or None when
+    the error concerns no single box (it is then shown above the form)."""
+    if field.startswith("config.ports"):
+        name = field.removeprefix("config.ports").lstrip(".")
+        if not name:  # several ports: the first one the message names
+            name = next(
+                (p.name for p in form.recipe.manifest.ports if f"config.ports.{p.name}" in message),
+                "",
+            )
+        if name and form.port_field(name) in form.fields:
+            return form.port_field(name), port_label(name)
+        return None
+    if field.startswith("config.env"):
+        return "env", ENV_LABEL
+    if field == "config.bundled_databases" and "bundled_databases" in form.fields:
+        return "bundled_databases", str(form.fields["bundled_databases"].label)
+    if field == "instance":
+        return "instance", INSTANCE_LABEL
+    if field == "device_id":
+        return "device_id", DEVICE_LABEL
+    return None
+
+
+def person_words(form: DeployForm, message: str) -> str:
+    """The service's message without its technical names: the leading "field: " goes,
+    and config.ports.<name> becomes the box's label."""
+    message = re.sub(r"^(config(\.[A-Za-z0-9_]+)*|instance|device_id|slug|status): ", "", message)
+    for port in form.recipe.manifest.ports:
+        message = message.replace(f"config.ports.{port.name}", f'"{port_label(port.name)}"')
+    return message.replace("config.env", f'"{ENV_LABEL}"')
+
+
+def port_label(name: str) -> str:
+    """A port's box in the wizard: web -> "Web port", dns-udp -> "DNS UDP port"."""
+    known = {"dns", "http", "https", "ssh", "smtp", "udp", "tcp", "ui", "api"}
+    words = [w.upper() if w in known else w for w in re.split(r"[-_ ]+", name.lower()) if w]
+    text = " ".join(words) or name
+    return f"{text[:1].upper()}{text[1:]} port"
 
 
 class DeploymentFilterForm(forms.Form):

@@ -161,9 +161,17 @@ def _compose_preview(recipe: Recipe, form: DeployForm | None) -> str:
     return dump_compose(data)
 
 
-def _deploy_form(recipe: Recipe, ranking, data=None) -> DeployForm:
+def _chosen_device(request: HttpRequest) -> int | None:
+    """The device a link chose for the wizard (?device=<id>, e.g. from "Where to run apps")."""
+    raw = request.GET.get("device", "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
+def _deploy_form(recipe: Recipe, ranking, data=None, *, chosen: int | None = None) -> DeployForm:
     choices = [(c.device_id, c.device_name) for c in ranking.candidates if c.eligible]
-    initial = {"device_id": ranking.recommended_device_id or ""}
+    if chosen not in {device_id for device_id, _ in choices}:
+        chosen = None  # a device that cannot run the app is not preselected
+    initial = {"device_id": chosen or ranking.recommended_device_id or ""}
     return DeployForm(data, recipe=recipe, device_choices=choices, initial=initial)
 
 
@@ -196,11 +204,17 @@ def app_deploy(request: HttpRequest, slug: str) -> HttpResponse:
         return render(
             request,
             "marketplace/deploy.html",
-            {"recipe": recipe, "m": recipe.manifest, "analyzed": False},
+            {
+                "recipe": recipe,
+                "m": recipe.manifest,
+                "analyzed": False,
+                "chosen_device": _chosen_device(request),
+            },
         )
     ranking = _ranking(recipe)
     if request.method == "GET":
-        return _wizard(request, recipe, ranking, _deploy_form(recipe, ranking))
+        form = _deploy_form(recipe, ranking, chosen=_chosen_device(request))
+        return _wizard(request, recipe, ranking, form)
     form = _deploy_form(recipe, ranking, request.POST)
     if not form.is_valid():
         return _wizard(request, recipe, ranking, form, status=422)

@@ -34,7 +34,9 @@ def placement_app(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         return _choose(request, requirements, policy)
     ranking = services.placement_rank(requirements=requirements, policy=policy)
-    return _render(request, ranking, form=None, last_choice=_last_choice(slug=slug))
+    return _render(
+        request, ranking, form=None, last_choice=_last_choice(slug=slug), deploy_slug=slug
+    )
 
 
 def placement_custom(request: HttpRequest) -> HttpResponse:
@@ -68,8 +70,8 @@ def _choose(request: HttpRequest, requirements: AppRequirements, policy: str | N
     note = "" if choice.chosen_eligible else " It does not meet the app's needs, so it may fail."
     messages.success(
         request,
-        f"{choice.message}. Recorded; deployment will use this device once deployments exist."
-        + note,
+        f"{choice.message}. Recorded. To deploy an app there, choose the app under Apps; "
+        "its wizard lists this device." + note,
     )
     return redirect(request.get_full_path())
 
@@ -82,8 +84,9 @@ def _last_choice(*, slug: str) -> PlacementChoice | None:
     )
 
 
-def _render(request, ranking: Ranking, *, form, last_choice) -> HttpResponse:
+def _render(request, ranking: Ranking, *, form, last_choice, deploy_slug="") -> HttpResponse:
     context = {
+        "deploy_slug": deploy_slug,
         "ranking": ranking,
         "app": ranking.app,
         "form": form,

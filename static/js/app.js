@@ -3,6 +3,19 @@
 (function () {
   "use strict";
 
+  // Forms answer 422 (a value to fix) or 409 (a conflict, like a port in use) with the
+  // form again and the message beside the field: swap those answers in like a 200, or the
+  // person presses a button and sees nothing happen. Other errors stay unswapped.
+  if (window.htmx) {
+    window.htmx.config.responseHandling = [
+      { code: "204", swap: false },
+      { code: "[23]..", swap: true },
+      { code: "409|422", swap: true, error: false },
+      { code: "[45]..", swap: false, error: true },
+      { code: "...", swap: false },
+    ];
+  }
+
   // "Use this address" in the network scan: fill the wizard's fields in place instead of
   // reloading, so nothing the person already typed is lost.
   document.addEventListener("click", function (event) {
@@ -20,6 +33,24 @@
     focusTarget.focus({ preventScroll: true });
     var note = document.getElementById("address-filled");
     if (note) note.textContent = "Address filled in: " + address.value;
+  });
+
+  // "Copy" beside a value shown once (a new API token): shown only when the browser can
+  // copy, so without JavaScript the person selects the text by hand.
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    if (navigator.clipboard) button.hidden = false;
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var id = button.getAttribute("data-copy");
+    var source = document.getElementById(id);
+    var note = document.querySelector('[data-copied-for="' + id + '"]');
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(
+      function () { if (note) note.textContent = "Copied."; },
+      function () { if (note) note.textContent = "Could not copy: select the text and copy it by hand."; }
+    );
   });
 
   // "Change address": jump back to the address field.

@@ -45,9 +45,39 @@ def test_the_comparison_page_shows_every_device_with_the_recommended_one_first(c
     html = response.content.decode()
     assert html.index("server-02") < html.index("server-01") < html.index("pi-zero")
     assert "✅ Recommended" in html
-    assert "❌ Not recommended" in html
+    assert "❌ Can't run it" in html  # the wizard's words, not "Not recommended"
+    assert "Not recommended" not in html and ">OK<" not in html
     assert "app needs 768 MB" in html  # nextcloud manifest: ram_min_mb 768
-    assert html.count("Choose this device") == 3
+    # a door to the wizard with the device chosen, for the devices that can run it
+    for name in ("server-01", "server-02"):
+        assert f'href="/apps/nextcloud/deploy/?device={homelab[name].pk}"' in html
+    assert f"?device={homelab['pi-zero'].pk}" not in html
+    assert html.count("Deploy Nextcloud here") == 2
+
+
+def test_the_wizard_opens_with_the_device_chosen_on_the_comparison_page(client, homelab):
+    chosen = homelab["server-01"]  # not the recommended one
+    page = client.get(f"/apps/vaultwarden/deploy/?device={chosen.pk}").content.decode()
+    assert f'hx-get="/apps/vaultwarden/deploy/?device={chosen.pk}"' in page
+
+    html = client.get(
+        f"/apps/vaultwarden/deploy/?device={chosen.pk}", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    checked = [
+        line for line in html.splitlines() if 'name="device_id"' in line or "checked" in line
+    ]
+    radios = html.split('<input type="radio" name="device_id"')[1:]
+    selected = [r for r in radios if r.split(">", 1)[0].strip().endswith("checked")]
+    assert len(selected) == 1 and f'value="{chosen.pk}"' in selected[0], checked
+
+
+def test_a_device_that_cannot_run_the_app_is_not_preselected(client, homelab):
+    html = client.get(
+        f"/apps/nextcloud/deploy/?device={homelab['pi-zero'].pk}", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    radios = html.split('<input type="radio" name="device_id"')[1:]
+    selected = [r for r in radios if r.split(">", 1)[0].strip().endswith("checked")]
+    assert len(selected) == 1 and f'value="{homelab["server-02"].pk}"' in selected[0]
 
 
 def test_choosing_another_device_says_so(client, homelab):
@@ -108,6 +138,17 @@ def test_the_index_lists_the_apps(client):
     response = client.get("/placement/")
     assert response.status_code == 200
     assert "Vaultwarden" in response.content.decode()
+    assert "until the marketplace arrives" not in response.content.decode()
+
+
+def test_choosing_a_device_for_ad_hoc_needs_no_longer_promises_future_deployments(client, homelab):
+    query = "name=Thing&min_ram_mb=100&min_storage_gb=1&min_cpu_cores=1&ports="
+    response = client.post(
+        f"/placement/custom/?{query}", {"device_id": homelab["server-01"].pk}, follow=True
+    )
+    html = response.content.decode()
+    assert "once deployments exist" not in html
+    assert "Recorded." in html
 
 
 def test_the_command_prints_the_analysis_table(homelab):
