@@ -132,13 +132,13 @@ class DeviceWizardForm(DeviceFieldsMixin, forms.Form):
 
     def clean_name(self) -> str:
         name = self.cleaned_data.get("name", "")
-        if self.action == "save":
-            if not name:
-                raise forms.ValidationError("Give the device a name so you can recognise it later.")
-            if Device.objects.filter(name__iexact=name).exists():
-                raise forms.ValidationError(
-                    f"You already have a device called “{name}”. Choose another name."
-                )
+        if self.action == "save" and not name:
+            raise forms.ValidationError("Give the device a name so you can recognise it later.")
+        # Checked at "Test connection" too, so the person learns it before the slow steps.
+        if name and Device.objects.filter(name__iexact=name).exists():
+            raise forms.ValidationError(
+                f"You already have a device called “{name}”. Choose another name."
+            )
         return name
 
     def clean_device_type(self) -> str:

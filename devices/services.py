@@ -127,6 +127,43 @@ def _validate(device: Device) -> None:
             field="name",
             fixes=["Choose another name."],
         )
+    duplicate = _already_added(address=device.address, port=device.port, exclude_pk=device.pk)
+    if duplicate is not None:
+        raise duplicate
+
+
+def _already_added(
+    *,
+    address: str = "",
+    port: int | None = None,
+    host_key: str = "",
+    exclude_pk: int | None = None,
+) -> DeviceError | None:
+    """The error for a machine that is already one of our devices, or None.
+
+    The same machine is the same address and port, or the same SSH host key (the device's
+    own identity, which also catches one machine reached under a second address).
+    """
+    others = Device.objects.exclude(pk=exclude_pk) if exclude_pk else Device.objects.all()
+    same = None
+    if address and port is not None:
+        same = others.filter(address__iexact=address.strip(), port=port).first()
+        how = "same address and port"
+    if same is None and host_key:
+        same = others.filter(host_key=host_key).first()
+        how = "same SSH host key: the same machine under another address"
+    if same is None:
+        return None
+    return DeviceError(
+        f"This is {same.name}, already added ({how}).",
+        status="conflict",
+        field="address",
+        fixes=[
+            f"Nothing to add: {same.name} is already in your homelab; open its page to "
+            "change its name or how it is reached.",
+            "If this really is another machine, check the address you typed.",
+        ],
+    )
 
 
 def _require_one_credential(password: str | None, private_key: str | None) -> None:
@@ -198,6 +235,9 @@ def device_test_connection(
             setattr(probe, name, model_field.clean(getattr(probe, name), probe))
         except ValidationError as exc:
             raise DeviceError(exc.messages[0], status="invalid", field=name) from None
+    duplicate = _already_added(address=probe.address, port=probe.port)
+    if duplicate is not None:
+        raise duplicate
     _require_one_credential(password, private_key)
     key_pair = _key_pair(private_key) if private_key else None
     target = ssh.Target(
@@ -230,6 +270,10 @@ def device_test_connection(
         )
         steps.append(CheckStep("connect", "Device answers", False, exc.message, words["fixes"]))
         return ConnectionCheck(ok=False, status=DeviceStatus.OFFLINE, steps=steps)
+    duplicate = _already_added(host_key=seen.key_base64)
+    if duplicate is not None:
+        transport.close()
+        raise duplicate
     try:
         steps.append(CheckStep("connect", "Device answers", True, f"{address} port {probe.port}"))
         steps.append(CheckStep("login", "Login works", True, f"as {username}"))
@@ -322,6 +366,7 @@ def device_add(
     password_transport = None
     try:
         started = time.monotonic()
+        duplicate = None
         try:
             if password:
                 password_transport, seen = ssh.install_key_with_password(
@@ -333,7 +378,9 @@ def device_add(
                 target = replace(target, host_key_type=seen.key_type, host_key=seen.key_base64)
             key_transport, seen = ssh.open_transport(target)
             target = replace(target, host_key_type=seen.key_type, host_key=seen.key_base64)
-            m = metrics_module.gather(None, runner=transport_runner(key_transport))
+            duplicate = _already_added(host_key=seen.key_base64)
+            if duplicate is None:
+                m = metrics_module.gather(None, runner=transport_runner(key_transport))
         except ssh.SSHError as exc:
             if password_transport is not None:
                 _undo_key_install(password_transport, key_pair.public_key)
@@ -342,6 +389,11 @@ def device_add(
             raise _error_from_ssh(
                 exc, address=device.address, port=device.port, username=device.username
             ) from None
+        if duplicate is not None:
+            key_transport.close()
+            if password_transport is not None:
+                _undo_key_install(password_transport, key_pair.public_key)
+            raise duplicate
         seconds = time.monotonic() - started
         status, detail = docker_status(m, device.username)
         now = timezone.now()
