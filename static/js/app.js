@@ -75,3 +75,17 @@
     }
   });
 })();
+
+// "Menu" on a phone: opens and closes the main navigation (on wider screens the button is
+// hidden and the navigation is always shown).
+(function () {
+  "use strict";
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-menu-toggle]");
+    if (!button) return;
+    var header = button.closest(".site-header");
+    var open = !header.classList.contains("menu-open");
+    header.classList.toggle("menu-open", open);
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+})();
