@@ -8,6 +8,8 @@ dashboard_figures          add figures to the homelab's resources summary (apps 
                            memory saved by pooling, shared servers down)
 device_removal_blockers    names of what still runs on a device: it is not removed then
 before_device_removal      forget what the apps keep about a device about to be removed
+device_apps                the apps that live on each of some devices (their pages and
+                           dashboard cards list them and count the running ones)
 """
 
 from __future__ import annotations
@@ -41,6 +43,18 @@ after_poll = Registry("after_poll")  # fn(device) -> None
 dashboard_figures = Registry("dashboard_figures")  # fn() -> dict of figures
 device_removal_blockers = Registry("device_removal_blockers")  # fn(device) -> list[str]
 before_device_removal = Registry("before_device_removal")  # fn(device) -> None
+# fn(device_ids) -> {device_id: [DeviceApp, ...]}
+device_apps = Registry("device_apps")
+
+
+@dataclass(frozen=True)
+class DeviceApp:
+    """One app on a device, as a device page lists it: its name, its page, whether it runs."""
+
+    name: str
+    url: str
+    status_words: str
+    running: bool
 
 
 def run_after_poll(device) -> None:
@@ -65,3 +79,14 @@ def removal_blockers(device) -> list[str]:
 def run_before_device_removal(device) -> None:
     for hook in before_device_removal:
         hook(device)
+
+
+def apps_on_devices(device_ids) -> dict[int, list[DeviceApp]]:
+    """{device id: its apps, by name} from every provider (devices without apps absent)."""
+    found: dict[int, list[DeviceApp]] = {}
+    for provider in device_apps:
+        for device_id, apps in provider(list(device_ids)).items():
+            found.setdefault(device_id, []).extend(apps)
+    for apps in found.values():
+        apps.sort(key=lambda app: app.name.lower())
+    return found

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap
 
-from devices import services
+from devices import hooks, services
 from devices.discovery import discovery_scan, suggest_local_cidr
 from devices.forms import DeviceEditForm, DeviceWizardForm, ScanForm
 from devices.models import Device, DeviceMetric, DeviceStatus
@@ -64,8 +64,10 @@ def _running_out_of(device: Device) -> list[str]:
 
 
 def _device_cards(devices: list[Device]) -> list[Device]:
-    """Each device with its health colour and status words; overloaded ones first."""
+    """Each device with its health colour, status words and apps; overloaded ones first."""
+    apps = hooks.apps_on_devices([device.pk for device in devices])
     for device in devices:
+        device.apps = apps.get(device.pk, [])
         device.health = device_health(device)
         device.help = None if device.status == DeviceStatus.ONLINE else status_help(device)
         device.running_out_of = _running_out_of(device)
@@ -298,6 +300,7 @@ def _history(device: Device) -> dict:
 
 def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     device = get_object_or_404(Device, pk=pk)
+    apps = hooks.apps_on_devices([device.pk]).get(device.pk, [])
     context = {
         "device": device,
         "health": device_health(device),
@@ -305,6 +308,8 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "running_out_of": _running_out_of(device),
         "history": _history(device),
         "identity_changed": device.status == DeviceStatus.HOST_KEY_CHANGED,
+        "apps": apps,
+        "apps_running": sum(1 for app in apps if app.running),
     }
     return render(request, "devices/detail.html", context)
 

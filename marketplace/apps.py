@@ -16,6 +16,7 @@ class MarketplaceConfig(AppConfig):
         device_hooks.dashboard_figures.register(selectors.dashboard_figures, order=10)
         device_hooks.device_removal_blockers.register(selectors.live_app_names)
         device_hooks.before_device_removal.register(services.deployments_forget_device)
+        device_hooks.device_apps.register(selectors.apps_on_devices)
         pooling_hooks.register_live_apps(selectors.live_apps_for_pooling)
         scheduling_hooks.catalog_apps.register(selectors.catalog_apps_for_placement)
         scheduling_hooks.host_ports_in_use.register(selectors.host_ports_in_use)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
 
 from devices import ssh
+from devices.hooks import DeviceApp
 from marketplace.models import FINISHED_STATUSES, Deployment, DeploymentStatus
 from marketplace.preflight import host_ports
 from marketplace.recipes import load_catalog
@@ -181,3 +183,27 @@ def live_app_names(device) -> list[str]:
 def catalog_apps_for_placement() -> list:
     """scheduling.hooks.catalog_apps: the valid recipes, the apps placement can place."""
     return list(load_catalog().recipes.values())
+
+
+def apps_on_devices(device_ids: list[int]) -> dict:
+    """devices.hooks.device_apps: the apps that live on these devices, named as people see
+    them (a second copy with its own name after it), each linked to its page."""
+    found: dict = {}
+    queryset = (
+        Deployment.objects.filter(device_id__in=device_ids)
+        .exclude(status__in=FINISHED_STATUSES)
+        .order_by("app_name", "instance")
+    )
+    for deployment in queryset:
+        name = deployment.app_name
+        if deployment.instance != "default":
+            name += f" ({deployment.instance})"
+        found.setdefault(deployment.device_id, []).append(
+            DeviceApp(
+                name=name,
+                url=reverse("deployment_detail", args=[deployment.pk]),
+                status_words=deployment.get_status_display().lower(),
+                running=deployment.status == DeploymentStatus.RUNNING,
+            )
+        )
+    return found
