@@ -15,7 +15,7 @@ from pooling.models import PooledDatabase, SharedInstance
 
 pytestmark = pytest.mark.django_db
 MIB = 2**20
-JARGON = ("documented default", "shared_buffers", "postgres:16", "docker stats", "×", "−", "Baseline")
+JARGON = ("documented default", "shared_buffers", "postgres:16", "docker stats", "\u00d7", "\u2212", "Baseline")
 
 
 @pytest.fixture
