@@ -10,7 +10,8 @@ shared_instance_remove       compose down of the shared instance and its volume
 shared_instance_measure      read the shared container's memory (docker stats)
 shared_instance_measure_baseline   start a standalone server of the same image, measure it
 
-The shared servers themselves live in pooling.instances; their services are re-exported.
+The shared servers themselves live in pooling.instances and pooling.health; their services
+are re-exported.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from django.db import transaction
 from devices.compose import deploy_root, escape_dollars, service_mounts
 from devices.lease import DeviceBusy, device_lease
 from pooling import engines
+from pooling.health import (
+    shared_instance_measure,
+    shared_instance_measure_baseline,
+    shared_instances_check,
+)
 from pooling.instances import (
     HEALTH_TIMEOUT_SECONDS,
     PoolingError,
@@ -37,10 +43,7 @@ from pooling.instances import (
     pool_network,
     pool_prefix,
     shared_instance_ensure,
-    shared_instance_measure,
-    shared_instance_measure_baseline,
     shared_instance_remove,
-    shared_instances_check,
 )
 from pooling.models import PooledDatabase, SharedInstance
 
