@@ -7,6 +7,7 @@ import logging
 from devices.models import Device
 from devices.tasks import ensure_poll_schedule
 from marketplace.recovery import deployments_recover_interrupted
+from scheduling.tasks import ensure_purge_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +34,4 @@ def prepare_control_plane() -> None:
     verify_encryption_key()
     deployments_recover_interrupted()
     ensure_poll_schedule()
+    ensure_purge_schedule()
