@@ -16,7 +16,9 @@ from urllib.parse import quote
 from django.utils import timezone
 
 from devices import ssh
+from devices.compose import Shell
 from devices.lease import DeviceBusy, device_lease
+from devices.models import Device
 from pooling import engines
 from pooling.instances import (
     HEALTH_TIMEOUT_SECONDS,
@@ -41,7 +43,7 @@ RETRY_FAILED_SECONDS = 600
 
 
 # -------------------------------------------------------------------------- measuring
-def shared_instance_measure(*, instance: SharedInstance, shell=None) -> int | None:
+def shared_instance_measure(*, instance: SharedInstance, shell: Shell | None = None) -> int | None:
     """The shared container's memory now (docker stats), stored on the instance."""
     shell = _shell_for(instance.device, shell)
     container, state = _container(shell, instance)
@@ -63,7 +65,11 @@ def shared_instance_measure(*, instance: SharedInstance, shell=None) -> int | No
 
 
 def shared_instance_measure_baseline(
-    *, instance: SharedInstance, shell=None, settle_seconds: float = 5, sleep=time.sleep
+    *,
+    instance: SharedInstance,
+    shell: Shell | None = None,
+    settle_seconds: float = 5,
+    sleep=time.sleep,
 ) -> int | None:
     """Start one standalone server of the same image with its default settings (what an
     app would bundle), wait until it answers, read its memory, remove it; stored as the
@@ -106,7 +112,11 @@ def shared_instance_measure_baseline(
 
 # ------------------------------------------------------------------------------ health
 def shared_instances_check(
-    *, device, shell=None, measure_every: float | None = None, container_state=None
+    *,
+    device: Device,
+    shell: Shell | None = None,
+    measure_every: float | None = None,
+    container_state=None,
 ) -> list[str]:
     """Health of the device's shared instances, for every poll.
 
@@ -152,7 +162,7 @@ def shared_instances_check(
     return said
 
 
-def _restart_under_lease(shell, device, instance: SharedInstance, state: str):
+def _restart_under_lease(shell: Shell, device: Device, instance: SharedInstance, state: str):
     """Start a stopped shared server again, holding the device's deployment lease so that a
     deployment removing this server at the same moment is never undone by the check.
 
@@ -213,7 +223,7 @@ def measure_due(instance: SharedInstance, every: float | None, now=None) -> bool
     return (now - instance.measured_at).total_seconds() >= every
 
 
-def container_state_api(device, instance: SharedInstance) -> tuple[str, str]:
+def container_state_api(device: Device, instance: SharedInstance) -> tuple[str, str]:
     """(container id, state) of the shared instance's server from the Docker API over the
     device's kept channel (devices.ssh.docker_get): the same answer as `_container`."""
     spec = engines.ENGINES[instance.engine]
@@ -233,7 +243,7 @@ def container_state_api(device, instance: SharedInstance) -> tuple[str, str]:
     return str(containers[0].get("Id", ""))[:12], str(containers[0].get("State", ""))
 
 
-def _measure_sizes(shell, instance: SharedInstance, container: str) -> None:
+def _measure_sizes(shell: Shell, instance: SharedInstance, container: str) -> None:
     names = list(
         PooledDatabase.objects.filter(instance=instance).values_list("database_name", flat=True)
     )

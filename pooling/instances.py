@@ -15,7 +15,8 @@ import time
 from django.conf import settings
 
 from devices import ssh
-from devices.compose import StepFailed, compose_base, deploy_root, dump_compose
+from devices.compose import Shell, StepFailed, compose_base, deploy_root, dump_compose
+from devices.models import Device
 from homelab.core.masking import mask
 from pooling import engines
 from pooling.models import SharedInstance
@@ -39,14 +40,23 @@ class _Shell:
     """Commands on a device outside a deployment (not recorded), same interface as
     devices.compose.DeviceShell."""
 
-    def __init__(self, device):
+    def __init__(self, device: Device):
         self.device = device
         self.secrets: list[str] = []
 
-    def run(self, args, *, timeout=None, stdin=None):
+    def run(
+        self, args: list[str], *, timeout: float | None = None, stdin: bytes | None = None
+    ) -> tuple[int, str, str]:
         return ssh.run(self.device, args, timeout=timeout, stdin=stdin)
 
-    def check(self, args, *, timeout=None, what: str, stdin=None) -> str:
+    def check(
+        self,
+        args: list[str],
+        *,
+        timeout: float | None = None,
+        what: str,
+        stdin: bytes | None = None,
+    ) -> str:
         code, out, err = self.run(args, timeout=timeout, stdin=stdin)
         if code != 0:
             detail = mask((err or out).strip(), self.secrets)[-1500:]
@@ -54,16 +64,23 @@ class _Shell:
         return out
 
 
-def _shell_for(device, shell):
+def _shell_for(device: Device, shell: Shell | None) -> Shell:
     return shell if shell is not None else _Shell(device)
 
 
-def _add_secret(shell, value: str) -> None:
+def _add_secret(shell: Shell, value: str) -> None:
     if value and value not in shell.secrets:
         shell.secrets.append(value)
 
 
-def _check(shell, args, *, what: str, timeout=None, stdin=None) -> str:
+def _check(
+    shell: Shell,
+    args: list[str],
+    *,
+    what: str,
+    timeout: float | None = None,
+    stdin: bytes | None = None,
+) -> str:
     """shell.check, with a shell's StepFailed turned into PoolingError."""
     try:
         return shell.check(args, timeout=timeout, what=what, stdin=stdin)
@@ -84,12 +101,12 @@ def _folder(project: str) -> str:
     return f"{deploy_root()}/{project}"
 
 
-def _compose_base(device) -> list[str]:
+def _compose_base(device: Device) -> list[str]:
     return compose_base(device)
 
 
 # -------------------------------------------------------------------- shared instance
-def _live_instance(device, engine: str) -> SharedInstance | None:
+def _live_instance(device: Device, engine: str) -> SharedInstance | None:
     return (
         SharedInstance.objects.filter(device=device, engine=engine)
         .exclude(status=SharedInstance.Status.REMOVED)
@@ -97,7 +114,7 @@ def _live_instance(device, engine: str) -> SharedInstance | None:
     )
 
 
-def _container(shell, instance: SharedInstance) -> tuple[str, str]:
+def _container(shell: Shell, instance: SharedInstance) -> tuple[str, str]:
     """(container id, state) of the shared instance's server, ("", "") when none."""
     spec = engines.ENGINES[instance.engine]
     out = _check(
@@ -116,7 +133,7 @@ def _container(shell, instance: SharedInstance) -> tuple[str, str]:
     return container.strip(), state.strip()
 
 
-def _health(shell, container: str) -> str:
+def _health(shell: Shell, container: str) -> str:
     code, out, _ = shell.run(
         [
             *("docker", "inspect", "-f"),
@@ -128,7 +145,7 @@ def _health(shell, container: str) -> str:
     return out.strip() if code == 0 else "missing"
 
 
-def _ensure_network(shell) -> None:
+def _ensure_network(shell: Shell) -> None:
     network = pool_network()
     if shell.run(["docker", "network", "inspect", network], timeout=30)[0] != 0:
         _check(
@@ -139,7 +156,7 @@ def _ensure_network(shell) -> None:
         )
 
 
-def _write_file(shell, path: str, text: str) -> None:
+def _write_file(shell: Shell, path: str, text: str) -> None:
     """Written through stdin (dd), mode 600: it holds the admin password."""
     _check(shell, ["touch", path], what=f"Creating {path}", timeout=30)
     _check(shell, ["chmod", "600", path], what=f"Protecting {path}", timeout=30)
@@ -152,7 +169,7 @@ def _write_file(shell, path: str, text: str) -> None:
     )
 
 
-def _start(shell, instance: SharedInstance) -> None:
+def _start(shell: Shell, instance: SharedInstance) -> None:
     folder = _folder(instance.project)
     compose_file = f"{folder}/compose.yaml"
     data = engines.shared_compose(
@@ -172,7 +189,7 @@ def _start(shell, instance: SharedInstance) -> None:
     )
 
 
-def _wait_healthy(shell, instance: SharedInstance, timeout: float, sleep=time.sleep) -> str:
+def _wait_healthy(shell: Shell, instance: SharedInstance, timeout: float, sleep=time.sleep) -> str:
     deadline = time.monotonic() + timeout
     state = "missing"
     while True:
@@ -203,7 +220,7 @@ def _wait_healthy(shell, instance: SharedInstance, timeout: float, sleep=time.sl
         sleep(2)
 
 
-def _ensure(*, device, engine: str, shell) -> tuple[SharedInstance, bool, str]:
+def _ensure(*, device: Device, engine: str, shell: Shell) -> tuple[SharedInstance, bool, str]:
     """(instance, started by this call, container id)."""
     if engine not in engines.POOLED_ENGINES:
         raise PoolingError(
@@ -244,7 +261,7 @@ def _ensure(*, device, engine: str, shell) -> tuple[SharedInstance, bool, str]:
     return instance, created or started, container
 
 
-def _refuse_leftovers(shell, device, engine: str, project: str) -> None:
+def _refuse_leftovers(shell: Shell, device: Device, engine: str, project: str) -> None:
     """A new shared server must not take over containers or data volumes of the same
     compose project that this install did not start (an earlier install of Homelab, or
     another one): their admin password is not known here, and removing them after a failed
@@ -277,7 +294,7 @@ def _refuse_leftovers(shell, device, engine: str, project: str) -> None:
         )
 
 
-def _check_room(device, engine: str) -> None:
+def _check_room(device: Device, engine: str) -> None:
     """A new shared server needs about one standalone server's memory free (last poll)."""
     spec = engines.ENGINES[engine]
     free = device.ram_free_bytes
@@ -291,14 +308,16 @@ def _check_room(device, engine: str) -> None:
         )
 
 
-def _remove_quietly(shell, instance: SharedInstance) -> None:
+def _remove_quietly(shell: Shell, instance: SharedInstance) -> None:
     try:
         shared_instance_remove(instance=instance, shell=shell)
     except Exception as exc:  # the first error is the one to report
         logger.warning("Could not clean up %s: %s", instance.project, exc)
 
 
-def shared_instance_ensure(*, device, engine: str, shell=None) -> SharedInstance:
+def shared_instance_ensure(
+    *, device: Device, engine: str, shell: Shell | None = None
+) -> SharedInstance:
     """The device's shared instance of `engine`, running and healthy.
 
     1. Refuse an engine the pool does not offer.
@@ -313,7 +332,7 @@ def shared_instance_ensure(*, device, engine: str, shell=None) -> SharedInstance
     return instance
 
 
-def shared_instance_remove(*, instance: SharedInstance, shell=None) -> str:
+def shared_instance_remove(*, instance: SharedInstance, shell: Shell | None = None) -> str:
     shell = _shell_for(instance.device, shell)
     folder = _folder(instance.project)
     compose_file = f"{folder}/compose.yaml"
@@ -344,7 +363,7 @@ def shared_instance_remove(*, instance: SharedInstance, shell=None) -> str:
     return f"shared {instance.get_engine_display()} removed"
 
 
-def _run_sql(shell, instance: SharedInstance, container: str, sql: str, *, what: str) -> str:
+def _run_sql(shell: Shell, instance: SharedInstance, container: str, sql: str, *, what: str) -> str:
     """SQL (or Redis commands) on stdin as the admin; an error in the answer fails too
     (redis-cli exits 0 when a command fails)."""
     out = _check(

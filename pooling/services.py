@@ -22,8 +22,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.db import transaction
+from django.db.models import QuerySet
 
-from devices.compose import deploy_root, escape_dollars, service_mounts
+from devices.compose import Shell, deploy_root, escape_dollars, service_mounts
 from devices.lease import DeviceBusy, device_lease
 from pooling import engines
 from pooling.health import (
@@ -80,12 +81,12 @@ def _app_fields(app) -> dict:
     }
 
 
-def databases_of_app(*, device_id: int, project: str):
+def databases_of_app(*, device_id: int, project: str) -> QuerySet[PooledDatabase]:
     """The pooled databases of the app that is compose project `project` on the device."""
     return PooledDatabase.objects.filter(instance__device_id=device_id, project=project)
 
 
-def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool, bool, str]:
+def _provision(*, deployment, engine: str, shell: Shell) -> tuple[PooledDatabase, bool, bool, str]:
     """(database, database created now, instance started now, what was restored). For
     Redis the "database" is the app's ACL user and key prefix; "created now" means the user
     is new. A database created now gets the newest final dump of its name, if the app was
@@ -146,7 +147,9 @@ def _dumps_folder() -> str:
     return f"{deploy_root()}/pool-dumps"
 
 
-def _restore_kept(shell, instance: SharedInstance, container: str, pooled: PooledDatabase) -> str:
+def _restore_kept(
+    shell: Shell, instance: SharedInstance, container: str, pooled: PooledDatabase
+) -> str:
     """Load the newest final dump of this database (left by a removal that kept the app's
     data) into the database just created; returns its path, or "" when there is none."""
     folder = _dumps_folder()
@@ -164,7 +167,9 @@ def _restore_kept(shell, instance: SharedInstance, container: str, pooled: Poole
     return path
 
 
-def pooled_database_provision(*, deployment, engine: str, shell=None) -> PooledDatabase:
+def pooled_database_provision(
+    *, deployment, engine: str, shell: Shell | None = None
+) -> PooledDatabase:
     """The app's database and role in the device's shared instance of `engine`.
 
     Idempotent: an existing row keeps its name and password; the SQL creates only what is
@@ -176,7 +181,7 @@ def pooled_database_provision(*, deployment, engine: str, shell=None) -> PooledD
     return pooled
 
 
-def pooled_database_drop(*, pooled: PooledDatabase, shell=None) -> str:
+def pooled_database_drop(*, pooled: PooledDatabase, shell: Shell | None = None) -> str:
     instance = pooled.instance
     shell = _shell_for(instance.device, shell)
     container, state = _container(shell, instance)
@@ -198,7 +203,7 @@ def _what(engine: str) -> str:
     return "Redis user" if engine == "redis" else "database"
 
 
-def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
+def pooled_database_dump(*, pooled: PooledDatabase, shell: Shell | None = None) -> str:
     """A final dump into `<deploy root>/pool-dumps/`; returns the path."""
     instance = pooled.instance
     shell = _shell_for(instance.device, shell)
@@ -219,7 +224,7 @@ def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
     return path
 
 
-def _delete_dumps(shell, database: str) -> str:
+def _delete_dumps(shell: Shell, database: str) -> str:
     """On "Delete my data": the final dumps earlier removals kept of this database go too."""
     folder = _dumps_folder()
     _check(
@@ -235,7 +240,7 @@ def _instance_in_use(instance: SharedInstance) -> bool:
     return PooledDatabase.objects.filter(instance=instance).exists()
 
 
-def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> str:
+def shared_instance_remove_unused(*, instance: SharedInstance, shell: Shell | None = None) -> str:
     """Remove a shared server no app uses any more (kept when its last app was removed).
 
     Holds the device's deployment lease, so no deployment creates a database in it
@@ -265,7 +270,7 @@ def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> st
 
 
 def pooled_databases_release(
-    *, deployment, keep_data: bool, keep_instance: bool = False, shell=None
+    *, deployment, keep_data: bool, keep_instance: bool = False, shell: Shell | None = None
 ) -> str:
     """On removal of an app: dump (when its data is kept; not for Redis), drop database and
     role (Redis: user and keys), and remove each shared instance left without apps
@@ -403,7 +408,7 @@ def need_poolable(need) -> tuple[bool, str]:
 
 
 def pooled_databases_attach(
-    *, deployment, recipe, compose: dict, shell, on_undo: Callable[[str, Callable], None]
+    *, deployment, recipe, compose: dict, shell: Shell, on_undo: Callable[[str, Callable], None]
 ) -> str:
     """The pipeline's pooling step (between render and upload).
 
