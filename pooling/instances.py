@@ -37,8 +37,8 @@ class PoolingError(Exception):
 
 # ------------------------------------------------------------------------------ shell
 class _Shell:
-    """Commands on a device outside a deployment (not recorded), same interface as
-    devices.compose.DeviceShell."""
+    """Commands on a device outside a deployment (not recorded, not retried): a
+    devices.compose.Shell whose `check` raises PoolingError."""
 
     def __init__(self, device: Device):
         self.device = device
