@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import paramiko
 import yaml
@@ -28,6 +28,9 @@ from django.conf import settings
 
 from devices import ssh
 from homelab.core.masking import mask
+
+if TYPE_CHECKING:
+    from devices.models import Device
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +160,31 @@ class CommandRecorder(Protocol):
     """Told about every command a DeviceShell sent, already masked and cut to its tail."""
 
     def __call__(self, command: str, exit_code: int | None, output: str, seconds: float) -> None: ...
+
+
+class Shell(Protocol):
+    """Commands on one device, as pooling and marketplace use them: `DeviceShell` (and
+    marketplace's DeploymentShell on it) and pooling's unrecorded shell.
+
+    `run` returns (exit code, stdout, stderr); `check` returns stdout and raises when the
+    command fails, with `what` in the message and every one of `secrets` masked.
+    """
+
+    device: Device
+    secrets: list[str]
+
+    def run(
+        self, args: list[str], *, timeout: float | None = None, stdin: bytes | None = None
+    ) -> tuple[int, str, str]: ...
+
+    def check(
+        self,
+        args: list[str],
+        *,
+        timeout: float | None = None,
+        what: str,
+        stdin: bytes | None = None,
+    ) -> str: ...
 
 
 class DeviceShell:

@@ -129,7 +129,3 @@ def load_private_key(text: str) -> paramiko.PKey:
         except (paramiko.SSHException, ValueError):
             continue
     raise InvalidKey("The stored private key could not be loaded.")
-
-
-def key_fingerprint_of_private(text: str) -> str:
-    return load_private_key(text).fingerprint

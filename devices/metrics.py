@@ -361,11 +361,24 @@ def parse_metrics(
     previous: dict | CpuCounters | None = None,
     previous_max_age_seconds: float = 900,
 ) -> Metrics:
-    """Turn the script's output into Metrics. `previous` is the last poll's cpu_counters."""
+    """Turn the script's output into Metrics. `previous` is the last poll's cpu_counters.
+
+    Each part of the output is read by its own function, in this order: the CPU usage
+    needs the cores and whether the device is limited by a cgroup.
+    """
     s = split_sections(output)
     m = Metrics()
+    _read_memory(s, m)
+    _read_cpu_cores(s, m)
+    _read_cpu_usage(s, m, previous=previous, previous_max_age_seconds=previous_max_age_seconds)
+    _read_identity(s, m)
+    _read_docker(s, m)
+    _read_storage(s, m)
+    return m
 
-    # RAM
+
+def _read_memory(s: dict[str, str], m: Metrics) -> None:
+    """RAM: the cgroup's limit (v1, else v2) when it is below the machine's, else /proc/meminfo."""
     meminfo = parse_meminfo(s.get("meminfo", ""))
     proc_total = meminfo.get("MemTotal")
     proc_available = meminfo.get("MemAvailable")
@@ -391,7 +404,9 @@ def parse_metrics(
         if proc_available is not None:
             m.ram_used_bytes = max(proc_total - proc_available, 0)
 
-    # CPU cores
+
+def _read_cpu_cores(s: dict[str, str], m: Metrics) -> None:
+    """CPU cores: the cgroup's quota when it is below nproc, else nproc."""
     nproc = _int(s.get("nproc"))
     quota_cpus = parse_cpu_quota(s)
     if quota_cpus is not None and (nproc is None or quota_cpus < nproc):
@@ -400,7 +415,15 @@ def parse_metrics(
     elif nproc is not None:
         m.cpu_cores = float(nproc)
 
-    # CPU usage
+
+def _read_cpu_usage(
+    s: dict[str, str],
+    m: Metrics,
+    *,
+    previous: dict | CpuCounters | None,
+    previous_max_age_seconds: float,
+) -> None:
+    """CPU usage since the previous poll when it is recent, else over the script's window."""
     start = parse_cpu_sample(s.get("cpu_start", ""))
     mid = parse_cpu_sample(s.get("cpu_mid", ""))
     end = parse_cpu_sample(s.get("cpu_end", ""))
@@ -419,7 +442,9 @@ def parse_metrics(
     m.cpu_usage_percent = usage_percent
     m.cpu_counters = asdict(end)
 
-    # Load, uptime, identity
+
+def _read_identity(s: dict[str, str], m: Metrics) -> None:
+    """Load, uptime, architecture, kernel and OS."""
     load = (s.get("loadavg") or "").split()
     if len(load) >= 3:
         m.load_1m, m.load_5m, m.load_15m = (_float(x) for x in load[:3])
@@ -430,7 +455,9 @@ def parse_metrics(
     m.kernel = (s.get("kernel") or "").strip()[:120]
     m.os_name = _os_name(s.get("os") or "")
 
-    # Docker and compose
+
+def _read_docker(s: dict[str, str], m: Metrics) -> None:
+    """Docker (when installed) and the compose command with its version."""
     m.docker_installed = bool((s.get("docker_path") or "").strip())
     if m.docker_installed:
         running, problem, version, root, containers = parse_docker_info(s.get("docker_info", ""))
@@ -441,7 +468,9 @@ def parse_metrics(
         m.compose_command = "docker compose" if compose[0] == "v2" else "docker-compose"
         m.compose_version = compose[1].lstrip("v")[:40]
 
-    # Storage
+
+def _read_storage(s: dict[str, str], m: Metrics) -> None:
+    """The storage path and, from df's last line, its size and use."""
     df_lines = (s.get("df") or "").splitlines()
     if df_lines:
         m.storage_path = df_lines[0].strip()
@@ -451,7 +480,6 @@ def parse_metrics(
         if len(parts) >= 6 and parts[1].isdigit() and parts[2].isdigit():
             m.storage_total_bytes = int(parts[1])
             m.storage_used_bytes = int(parts[2])
-    return m
 
 
 # Seconds the script sleeps between two CPU samples when there is no recent previous poll.

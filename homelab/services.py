@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from homelab.models import ApiToken, hash_token
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 
 def api_token_issue(*, username: str, name: str = "") -> tuple[ApiToken, str]:
@@ -16,7 +21,7 @@ def api_token_issue(*, username: str, name: str = "") -> tuple[ApiToken, str]:
     return token, raw
 
 
-def api_token_authenticate(*, raw: str):
+def api_token_authenticate(*, raw: str) -> AbstractBaseUser | None:
     """Return the active user owning RAW, or None."""
     if not raw:
         return None

@@ -8,6 +8,7 @@ from devices.models import Device
 from homelab.core.services import jobs_recover_interrupted
 from devices.tasks import ensure_poll_schedule
 from marketplace.recovery import deployments_recover_interrupted
+from scheduling.tasks import ensure_purge_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +36,4 @@ def prepare_control_plane() -> None:
     jobs_recover_interrupted()
     deployments_recover_interrupted()
     ensure_poll_schedule()
+    ensure_purge_schedule()

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from devices.compose import DeviceShell, StepFailed
+from devices.compose import Shell, StepFailed
 from marketplace.models import FINISHED_STATUSES, Deployment
 from marketplace.recipes import RecipeNotFound, load_catalog
 from scheduling.scoring import MIB, AppRequirements, disqualifications
@@ -105,7 +105,7 @@ def parse_state(output: str) -> DeviceState:
     return state
 
 
-def device_state(shell: DeviceShell, folder: str = "") -> DeviceState:
+def device_state(shell: Shell, folder: str = "") -> DeviceState:
     exit_code, out, err = shell.run(["sh", "-c", STATE_SCRIPT, "sh", folder], timeout=30)
     if exit_code != 0:
         raise StepFailed(
@@ -172,7 +172,7 @@ def claimed_ports(deployment, device) -> dict[tuple[int, str], str]:
 
 
 def port_problems(
-    deployment, recipe, device, shell: DeviceShell | None, *, state: DeviceState | None = None
+    deployment, recipe, device, shell: Shell | None, *, state: DeviceState | None = None
 ) -> list[str]:
     """Each host port of the deployment that is claimed or already listening on the device.
     `state`: what the device said (asked through `shell` when not given; with neither,

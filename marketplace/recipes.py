@@ -17,7 +17,6 @@ re-exports them, so `from marketplace.recipes import Manifest` keeps working.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from devices.compose import service_mounts
-from marketplace.compose import (
-    ENV_NAME_RE,
-    dollar_uses,
-    env_as_dict,
-    parse_port,
-    walk_strings,
-)
+from marketplace.compose_checks import compose_problems, image_problem
 from marketplace.manifest import (  # re-exported: `from marketplace.recipes import Manifest`
     ALLOWED_BIND_MOUNTS,
     ARCHITECTURES,
@@ -51,7 +43,6 @@ from marketplace.manifest import (  # re-exported: `from marketplace.recipes imp
     Secret,
     Volume,
     field_path,
-    is_emoji,
     manifest_problems,
     plain_words,
 )
@@ -128,10 +119,6 @@ class Recipe:
         """Every image the compose file names, sorted."""
         return sorted({s["image"] for s in self.compose["services"].values()})
 
-    @property
-    def icon_path(self) -> Path | None:
-        return None if is_emoji(self.manifest.icon) else self.folder / self.manifest.icon
-
 
 class RecipeNotFound(LookupError):
     def __init__(self, slug: str):
@@ -157,248 +144,6 @@ class Catalog:
     @property
     def categories(self) -> list[str]:
         return sorted({r.category for r in self.recipes.values()})
-
-
-# ---------------------------------------------------------------------------- checks
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_RE = re.compile(
-    rf"^(?P<name>(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
-
-
-def image_problem(image: Any) -> str | None:
-    """None when `image` is a valid reference pinned to a tag or digest, else why not."""
-    if not isinstance(image, str):
-        return "must be an image name such as postgres:16-alpine"
-    m = _IMAGE_RE.match(image)
-    if not m:
-        return f"{image!r} is not a valid image reference"
-    if m.group("digest"):
-        return None
-    if not m.group("tag"):
-        return f"{image!r} has no tag; pin a version such as {image}:1.2.3"
-    if m.group("tag") == "latest":
-        return f"{image!r} uses :latest; pin a version so every install gets the same app"
-    return None
-
-
-def _check_compose(m: Manifest, compose: Any) -> list[tuple[str, str, str]]:
-    """The compose file against itself and the manifest. Returns (file, field, problem)."""
-    if not isinstance(compose, dict):
-        return [(COMPOSE_FILE, "", "must be a compose file: a mapping with `services`")]
-    services = compose.get("services")
-    if not isinstance(services, dict) or not services:
-        return [(COMPOSE_FILE, "services", "must name at least one service")]
-    problems: list[tuple[str, str, str]] = []
-    declared_volumes = compose.get("volumes") or {}
-    if not isinstance(declared_volumes, dict):
-        problems.append((COMPOSE_FILE, "volumes", "must be a mapping of named volumes"))
-        declared_volumes = {}
-    published: dict[tuple[int, str], tuple[str, int | None]] = {}
-    mounts: dict[str, set[str]] = {}
-    for name, service in services.items():
-        where = f"services.{name}"
-        if not re.match(r"^[a-z0-9][a-z0-9_-]*$", str(name)):
-            problems.append(
-                (
-                    COMPOSE_FILE,
-                    where,
-                    "a service name may use lowercase letters, digits, '-' and '_'",
-                )
-            )
-        if not isinstance(service, dict):
-            problems.append((COMPOSE_FILE, where, "must be a mapping"))
-            continue
-        if "build" in service:
-            problems.append(
-                (
-                    COMPOSE_FILE,
-                    f"{where}.build",
-                    "recipes cannot build images; name a published image",
-                )
-            )
-        problem = image_problem(service.get("image"))
-        if problem:
-            problems.append((COMPOSE_FILE, f"{where}.image", problem))
-        for key in ("container_name", "network_mode", "pid", "privileged"):
-            if key in service:
-                problems.append(
-                    (
-                        COMPOSE_FILE,
-                        f"{where}.{key}",
-                        "is not allowed: it breaks running several instances or isolation",
-                    )
-                )
-        for i, entry in enumerate(service.get("ports") or []):
-            try:
-                port = parse_port(entry)
-            except (ValueError, TypeError) as e:
-                problems.append((COMPOSE_FILE, f"{where}.ports[{i}]", str(e)))
-                continue
-            published[(port.container_port, port.protocol)] = (name, port.host_port)
-        env = service.get("environment")
-        if env is not None and not isinstance(env, dict | list):
-            problems.append(
-                (COMPOSE_FILE, f"{where}.environment", "must be a mapping or a list of NAME=value")
-            )
-        else:
-            for key in env_as_dict(env):
-                if not ENV_NAME_RE.match(key) and not re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", key):
-                    problems.append(
-                        (COMPOSE_FILE, f"{where}.environment.{key}", "is not a valid variable name")
-                    )
-        for source, target, kind in service_mounts(service):
-            if kind == "bind" and source not in ALLOWED_BIND_MOUNTS:
-                problems.append(
-                    (
-                        COMPOSE_FILE,
-                        f"{where}.volumes",
-                        f"bind-mounts {source!r} from the device; use a named volume (allowed host paths: {', '.join(ALLOWED_BIND_MOUNTS)})",
-                    )
-                )
-            elif kind == "volume" and source:
-                if source not in declared_volumes:
-                    problems.append(
-                        (
-                            COMPOSE_FILE,
-                            f"{where}.volumes",
-                            f"uses volume {source!r}, which is not under the top-level volumes",
-                        )
-                    )
-                mounts.setdefault(source, set()).add(target)
-    if m.main_service not in services:
-        problems.append(
-            (
-                MANIFEST_FILE,
-                "main_service",
-                f"{m.main_service!r} is not a service of compose.yaml (services: {', '.join(sorted(map(str, services)))})",
-            )
-        )
-    for i, p in enumerate(m.ports):
-        found = published.get((p.container_port, p.protocol))
-        if found is None:
-            problems.append(
-                (
-                    MANIFEST_FILE,
-                    f"ports[{i}]",
-                    f'compose.yaml publishes no {p.container_port}/{p.protocol}; add "{p.default_host_port}:{p.container_port}" to a service\'s ports',
-                )
-            )
-        elif found[1] != p.default_host_port:
-            problems.append(
-                (
-                    MANIFEST_FILE,
-                    f"ports[{i}].default_host_port",
-                    f"is {p.default_host_port} but compose.yaml publishes {p.container_port} on {found[1]}; make them equal",
-                )
-            )
-    manifest_ports = {(p.container_port, p.protocol) for p in m.ports}
-    for (container_port, protocol), (service_name, _) in sorted(published.items()):
-        if (container_port, protocol) not in manifest_ports:
-            problems.append(
-                (
-                    COMPOSE_FILE,
-                    f"services.{service_name}.ports",
-                    f"publishes {container_port}/{protocol}, which the manifest's ports do not declare",
-                )
-            )
-    for i, v in enumerate(m.volumes):
-        if v.name not in declared_volumes:
-            problems.append(
-                (MANIFEST_FILE, f"volumes[{i}].name", f"{v.name!r} is not a volume of compose.yaml")
-            )
-        elif v.container_path not in mounts.get(v.name, set()):
-            problems.append(
-                (
-                    MANIFEST_FILE,
-                    f"volumes[{i}].container_path",
-                    f"no service mounts {v.name!r} at {v.container_path}",
-                )
-            )
-    for name in declared_volumes:
-        if name not in {v.name for v in m.volumes}:
-            problems.append(
-                (
-                    COMPOSE_FILE,
-                    f"volumes.{name}",
-                    "is not declared in the manifest's volumes (say whether it holds data)",
-                )
-            )
-    secret_vars = {env for s in m.secrets for env in s.env}
-    used: set[str] = set()
-    for path, value in walk_strings(compose):
-        for use in dollar_uses(value):
-            if use.escaped:
-                continue
-            if use.variable is None:
-                problems.append(
-                    (COMPOSE_FILE, path, "has a lone '$'; write '$$' for a literal dollar sign")
-                )
-            elif use.variable not in secret_vars:
-                problems.append(
-                    (
-                        COMPOSE_FILE,
-                        path,
-                        f"uses ${{{use.variable}}}, which is not the env of a declared secret; write the value itself",
-                    )
-                )
-            else:
-                used.add(use.variable)
-    for i, s in enumerate(m.secrets):
-        for env in s.env:
-            if env not in used:
-                problems.append(
-                    (
-                        MANIFEST_FILE,
-                        f"secrets[{i}].env",
-                        f"{env} is never used as ${{{env}}} in compose.yaml",
-                    )
-                )
-    for i, need in enumerate(m.requires_database):
-        target = need.service or m.main_service
-        if target not in services:
-            problems.append(
-                (
-                    MANIFEST_FILE,
-                    f"requires_database[{i}].service",
-                    f"{target!r} is not a service of compose.yaml",
-                )
-            )
-        else:
-            env = env_as_dict(services[target].get("environment"))
-            for role, var in need.env.names().items():
-                if var not in env:
-                    problems.append(
-                        (
-                            MANIFEST_FILE,
-                            f"requires_database[{i}].env.{role}",
-                            f"{var} is not in the environment of service {target!r}",
-                        )
-                    )
-        if need.bundled_service and need.bundled_service not in services:
-            problems.append(
-                (
-                    MANIFEST_FILE,
-                    f"requires_database[{i}].bundled_service",
-                    f"{need.bundled_service!r} is not a service of compose.yaml",
-                )
-            )
-    hc_port = m.health_check.port
-    if (
-        m.main_service in services
-        and (hc_port, "tcp") in published
-        and published[(hc_port, "tcp")][0] != m.main_service
-    ):
-        problems.append(
-            (
-                MANIFEST_FILE,
-                "health_check.port",
-                f"{hc_port} is published by {published[(hc_port, 'tcp')][0]!r}, not the main service",
-            )
-        )
-    return problems
 
 
 # ----------------------------------------------------------------------------- loading
@@ -446,7 +191,7 @@ def load_recipe(
     compose, error, compose_text = _read_yaml(folder / COMPOSE_FILE)
     if error:
         return [*problems, problem(COMPOSE_FILE, "", error)]
-    problems += [problem(file, f, p) for file, f, p in _check_compose(manifest, compose)]
+    problems += [problem(file, f, p) for file, f, p in compose_problems(manifest, compose)]
     if problems:
         return problems
     return Recipe(manifest.slug, manifest, compose, compose_text, folder, source)

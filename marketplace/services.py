@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -46,6 +48,10 @@ from marketplace.shell import DeploymentShell
 from pooling.services import PoolingError, pooled_databases_release
 from scheduling.services import placement_rank, reservation_create, reservation_release
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
 logger = logging.getLogger(__name__)
 
 TASK_TIMEOUT_SECONDS = 3600
@@ -64,7 +70,9 @@ class DeploymentError(Exception):
 
 # ------------------------------------------------------------------------ device lease
 @contextmanager
-def device_lease(*, device_id: int, holder: str, wait_seconds: float = LEASE_WAIT_SECONDS):
+def device_lease(
+    *, device_id: int, holder: str, wait_seconds: float = LEASE_WAIT_SECONDS
+) -> Iterator[None]:
     """Hold the device's lease (devices.lease): one deployment operation per device at a
     time. A device that stays busy is a 409 DeploymentError."""
     with ExitStack() as stack:
@@ -191,7 +199,7 @@ def deployment_create(
     device_id: int | None = None,
     instance: str = "default",
     config: dict | None = None,
-    user=None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
     sync: bool = False,
 ) -> Deployment:
     """Start deploying an app; returns the Deployment (202: it runs in the background).

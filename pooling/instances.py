@@ -1,41 +1,29 @@
-"""Shared database servers on a device: start, health, remove, measure.
+"""Shared database servers on a device: start, health, remove.
 
 shared_instance_ensure       get or start the device's shared server of an engine, healthy
 shared_instance_remove       compose down of the shared instance and its volume
-shared_instance_measure      read the shared container's memory (docker stats)
-shared_instance_measure_baseline   start a standalone server of the same image, measure it
-shared_instances_check       every poll: restart a stopped server, measure memory and sizes
 
-The per-app databases in these servers are in pooling.services.
+Measuring them and the poll's health check are in pooling.health; the per-app databases
+in these servers are in pooling.services.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
-from urllib.parse import quote
 
 from django.conf import settings
-from django.utils import timezone
 
 from devices import ssh
-from devices.compose import StepFailed, compose_base, deploy_root, dump_compose
-from devices.lease import DeviceBusy, device_lease
+from devices.compose import Shell, StepFailed, compose_base, deploy_root, dump_compose
+from devices.models import Device
 from homelab.core.masking import mask
 from pooling import engines
-from pooling.models import PooledDatabase, SharedInstance
+from pooling.models import SharedInstance
 
 logger = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 180
-# The poll's health check reads memory (docker stats) and database sizes (SQL) at most this
-# often: both start processes on the device, the "is it running" check does not.
-MEASURE_EVERY_SECONDS = 300
-# A server that did not start again is tried again this long after (each try may wait
-# HEALTH_TIMEOUT_SECONDS holding the device's lease): not on every 30 s poll.
-RETRY_FAILED_SECONDS = 600
 
 
 class PoolingError(Exception):
@@ -49,17 +37,26 @@ class PoolingError(Exception):
 
 # ------------------------------------------------------------------------------ shell
 class _Shell:
-    """Commands on a device outside a deployment (not recorded), same interface as
-    devices.compose.DeviceShell."""
+    """Commands on a device outside a deployment (not recorded, not retried): a
+    devices.compose.Shell whose `check` raises PoolingError."""
 
-    def __init__(self, device):
+    def __init__(self, device: Device):
         self.device = device
         self.secrets: list[str] = []
 
-    def run(self, args, *, timeout=None, stdin=None):
+    def run(
+        self, args: list[str], *, timeout: float | None = None, stdin: bytes | None = None
+    ) -> tuple[int, str, str]:
         return ssh.run(self.device, args, timeout=timeout, stdin=stdin)
 
-    def check(self, args, *, timeout=None, what: str, stdin=None) -> str:
+    def check(
+        self,
+        args: list[str],
+        *,
+        timeout: float | None = None,
+        what: str,
+        stdin: bytes | None = None,
+    ) -> str:
         code, out, err = self.run(args, timeout=timeout, stdin=stdin)
         if code != 0:
             detail = mask((err or out).strip(), self.secrets)[-1500:]
@@ -67,16 +64,23 @@ class _Shell:
         return out
 
 
-def _shell_for(device, shell):
+def _shell_for(device: Device, shell: Shell | None) -> Shell:
     return shell if shell is not None else _Shell(device)
 
 
-def _add_secret(shell, value: str) -> None:
+def _add_secret(shell: Shell, value: str) -> None:
     if value and value not in shell.secrets:
         shell.secrets.append(value)
 
 
-def _check(shell, args, *, what: str, timeout=None, stdin=None) -> str:
+def _check(
+    shell: Shell,
+    args: list[str],
+    *,
+    what: str,
+    timeout: float | None = None,
+    stdin: bytes | None = None,
+) -> str:
     """shell.check, with a shell's StepFailed turned into PoolingError."""
     try:
         return shell.check(args, timeout=timeout, what=what, stdin=stdin)
@@ -97,12 +101,12 @@ def _folder(project: str) -> str:
     return f"{deploy_root()}/{project}"
 
 
-def _compose_base(device) -> list[str]:
+def _compose_base(device: Device) -> list[str]:
     return compose_base(device)
 
 
 # -------------------------------------------------------------------- shared instance
-def _live_instance(device, engine: str) -> SharedInstance | None:
+def _live_instance(device: Device, engine: str) -> SharedInstance | None:
     return (
         SharedInstance.objects.filter(device=device, engine=engine)
         .exclude(status=SharedInstance.Status.REMOVED)
@@ -110,7 +114,7 @@ def _live_instance(device, engine: str) -> SharedInstance | None:
     )
 
 
-def _container(shell, instance: SharedInstance) -> tuple[str, str]:
+def _container(shell: Shell, instance: SharedInstance) -> tuple[str, str]:
     """(container id, state) of the shared instance's server, ("", "") when none."""
     spec = engines.ENGINES[instance.engine]
     out = _check(
@@ -129,7 +133,7 @@ def _container(shell, instance: SharedInstance) -> tuple[str, str]:
     return container.strip(), state.strip()
 
 
-def _health(shell, container: str) -> str:
+def _health(shell: Shell, container: str) -> str:
     code, out, _ = shell.run(
         [
             *("docker", "inspect", "-f"),
@@ -141,7 +145,7 @@ def _health(shell, container: str) -> str:
     return out.strip() if code == 0 else "missing"
 
 
-def _ensure_network(shell) -> None:
+def _ensure_network(shell: Shell) -> None:
     network = pool_network()
     if shell.run(["docker", "network", "inspect", network], timeout=30)[0] != 0:
         _check(
@@ -152,7 +156,7 @@ def _ensure_network(shell) -> None:
         )
 
 
-def _write_file(shell, path: str, text: str) -> None:
+def _write_file(shell: Shell, path: str, text: str) -> None:
     """Written through stdin (dd), mode 600: it holds the admin password."""
     _check(shell, ["touch", path], what=f"Creating {path}", timeout=30)
     _check(shell, ["chmod", "600", path], what=f"Protecting {path}", timeout=30)
@@ -165,7 +169,7 @@ def _write_file(shell, path: str, text: str) -> None:
     )
 
 
-def _start(shell, instance: SharedInstance) -> None:
+def _start(shell: Shell, instance: SharedInstance) -> None:
     folder = _folder(instance.project)
     compose_file = f"{folder}/compose.yaml"
     data = engines.shared_compose(
@@ -185,7 +189,7 @@ def _start(shell, instance: SharedInstance) -> None:
     )
 
 
-def _wait_healthy(shell, instance: SharedInstance, timeout: float, sleep=time.sleep) -> str:
+def _wait_healthy(shell: Shell, instance: SharedInstance, timeout: float, sleep=time.sleep) -> str:
     deadline = time.monotonic() + timeout
     state = "missing"
     while True:
@@ -216,7 +220,7 @@ def _wait_healthy(shell, instance: SharedInstance, timeout: float, sleep=time.sl
         sleep(2)
 
 
-def _ensure(*, device, engine: str, shell) -> tuple[SharedInstance, bool, str]:
+def _ensure(*, device: Device, engine: str, shell: Shell) -> tuple[SharedInstance, bool, str]:
     """(instance, started by this call, container id)."""
     if engine not in engines.POOLED_ENGINES:
         raise PoolingError(
@@ -257,7 +261,7 @@ def _ensure(*, device, engine: str, shell) -> tuple[SharedInstance, bool, str]:
     return instance, created or started, container
 
 
-def _refuse_leftovers(shell, device, engine: str, project: str) -> None:
+def _refuse_leftovers(shell: Shell, device: Device, engine: str, project: str) -> None:
     """A new shared server must not take over containers or data volumes of the same
     compose project that this install did not start (an earlier install of Homelab, or
     another one): their admin password is not known here, and removing them after a failed
@@ -290,7 +294,7 @@ def _refuse_leftovers(shell, device, engine: str, project: str) -> None:
         )
 
 
-def _check_room(device, engine: str) -> None:
+def _check_room(device: Device, engine: str) -> None:
     """A new shared server needs about one standalone server's memory free (last poll)."""
     spec = engines.ENGINES[engine]
     free = device.ram_free_bytes
@@ -304,14 +308,16 @@ def _check_room(device, engine: str) -> None:
         )
 
 
-def _remove_quietly(shell, instance: SharedInstance) -> None:
+def _remove_quietly(shell: Shell, instance: SharedInstance) -> None:
     try:
         shared_instance_remove(instance=instance, shell=shell)
     except Exception as exc:  # the first error is the one to report
         logger.warning("Could not clean up %s: %s", instance.project, exc)
 
 
-def shared_instance_ensure(*, device, engine: str, shell=None) -> SharedInstance:
+def shared_instance_ensure(
+    *, device: Device, engine: str, shell: Shell | None = None
+) -> SharedInstance:
     """The device's shared instance of `engine`, running and healthy.
 
     1. Refuse an engine the pool does not offer.
@@ -326,7 +332,7 @@ def shared_instance_ensure(*, device, engine: str, shell=None) -> SharedInstance
     return instance
 
 
-def shared_instance_remove(*, instance: SharedInstance, shell=None) -> str:
+def shared_instance_remove(*, instance: SharedInstance, shell: Shell | None = None) -> str:
     shell = _shell_for(instance.device, shell)
     folder = _folder(instance.project)
     compose_file = f"{folder}/compose.yaml"
@@ -357,7 +363,7 @@ def shared_instance_remove(*, instance: SharedInstance, shell=None) -> str:
     return f"shared {instance.get_engine_display()} removed"
 
 
-def _run_sql(shell, instance: SharedInstance, container: str, sql: str, *, what: str) -> str:
+def _run_sql(shell: Shell, instance: SharedInstance, container: str, sql: str, *, what: str) -> str:
     """SQL (or Redis commands) on stdin as the admin; an error in the answer fails too
     (redis-cli exits 0 when a command fails)."""
     out = _check(
@@ -374,219 +380,3 @@ def _run_sql(shell, instance: SharedInstance, container: str, sql: str, *, what:
             f"{what} failed: the shared {instance.get_engine_display()} answered: {detail}"
         )
     return out
-
-
-# -------------------------------------------------------------------------- measuring
-def shared_instance_measure(*, instance: SharedInstance, shell=None) -> int | None:
-    """The shared container's memory now (docker stats), stored on the instance."""
-    shell = _shell_for(instance.device, shell)
-    container, state = _container(shell, instance)
-    if not container or state != "running":
-        return None
-    out = _check(
-        shell,
-        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],
-        what="Reading the shared database's memory",
-        timeout=60,
-    )
-    used = engines.parse_mem_usage(out.strip())
-    if used is not None:
-        SharedInstance.objects.filter(pk=instance.pk).update(
-            measured_memory_bytes=used, measured_at=timezone.now()
-        )
-        instance.measured_memory_bytes = used
-    return used
-
-
-def shared_instance_measure_baseline(
-    *, instance: SharedInstance, shell=None, settle_seconds: float = 5, sleep=time.sleep
-) -> int | None:
-    """Start one standalone server of the same image with its default settings (what an
-    app would bundle), wait until it answers, read its memory, remove it; stored as the
-    instance's standalone_memory_bytes."""
-    import secrets as pysecrets
-
-    shell = _shell_for(instance.device, shell)
-    image, _ = engines.image_version(instance.engine)
-    name = f"{instance.project}-baseline-{pysecrets.token_hex(3)}"
-    password = engines.generate_password()
-    _add_secret(shell, password)
-    env, ready = engines.baseline_run(instance.engine, password)
-    _check(
-        shell,
-        ["docker", "run", "-d", "--name", name, "--label", "homelab.pool=baseline", *env, image],
-        what="Starting a standalone server to measure",
-        timeout=600,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while shell.run(["docker", "exec", name, *ready], timeout=30)[0] != 0:
-            if time.monotonic() > deadline:
-                return None
-            sleep(1)
-        sleep(settle_seconds)
-        out = _check(
-            shell,
-            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", name],
-            what="Reading the standalone server's memory",
-            timeout=60,
-        )
-        used = engines.parse_mem_usage(out.strip())
-    finally:
-        shell.run(["docker", "rm", "-f", "-v", name], timeout=120)
-    if used is not None:
-        SharedInstance.objects.filter(pk=instance.pk).update(standalone_memory_bytes=used)
-        instance.standalone_memory_bytes = used
-    return used
-
-
-# ------------------------------------------------------------------------------ health
-def shared_instances_check(
-    *, device, shell=None, measure_every: float | None = None, container_state=None
-) -> list[str]:
-    """Health of the device's shared instances, for every poll.
-
-    1. Each live instance whose server is not running (stopped, killed, removed by hand)
-       is started again from its compose file and reported; one that did not start is
-       tried again after RETRY_FAILED_SECONDS, not on every poll.
-    2. Each running one has its memory measured and its databases' sizes read: always, or
-       with `measure_every` only when the last measure is older than that many seconds
-       (and after a restart).
-    `container_state(instance) -> (id, state)` finds the server (default: `docker ps`; the
-    poll passes a Docker API look-up over the device's kept channel, which starts nothing
-    on the device). Returns one sentence per instance that needed attention.
-    """
-    live = SharedInstance.objects.filter(device=device).exclude(
-        status=SharedInstance.Status.REMOVED
-    )
-    if not live.exists():  # most devices, on most polls: the cheapest query there is
-        return []
-    shell = _shell_for(device, shell)
-    said = []
-    for instance in live:
-        instance.device = device
-        _add_secret(shell, instance.admin_password)
-        if container_state is not None:
-            container, state = container_state(instance)
-        else:
-            container, state = _container(shell, instance)
-        restarted = False
-        if not container or state != "running":
-            if _retry_later(instance):
-                continue
-            outcome = _restart_under_lease(shell, device, instance, state)
-            if outcome is None:  # a deployment is working on the device, or removed it
-                continue
-            restarted, sentence, container = outcome
-            said.append(sentence)
-            logger.warning(sentence)
-            if not restarted:
-                continue
-        if restarted or measure_due(instance, measure_every):
-            shared_instance_measure(instance=instance, shell=shell)
-            _measure_sizes(shell, instance, container)
-    return said
-
-
-def _restart_under_lease(shell, device, instance: SharedInstance, state: str):
-    """Start a stopped shared server again, holding the device's deployment lease so that a
-    deployment removing this server at the same moment is never undone by the check.
-
-    Returns None when the device is busy (the next poll looks again) or the server was
-    removed meanwhile; else (restarted, sentence, container id).
-    """
-    holder = f"pool-check-{instance.pk}-{uuid.uuid4().hex[:8]}"
-    try:
-        with device_lease(device_id=device.pk, holder=holder, wait_seconds=0):
-            current = SharedInstance.objects.filter(pk=instance.pk).values_list("status", flat=True)
-            if not current or current[0] == SharedInstance.Status.REMOVED:
-                return None
-            SharedInstance.objects.filter(pk=instance.pk).update(
-                status=SharedInstance.Status.STOPPED
-            )
-            label = f"The shared {instance.get_engine_display()} on {device.name}"
-            was = f"had stopped ({state})" if state else "was gone (its container was removed)"
-            try:
-                _start(shell, instance)
-                container = _wait_healthy(shell, instance, HEALTH_TIMEOUT_SECONDS)
-            except PoolingError as exc:
-                sentence = f"{label} {was} and did not start again: {exc.message}"
-                _incident(instance, sentence, SharedInstance.Status.FAILED)
-                return False, sentence, ""
-            sentence = f"{label} {was}; it was started again and its apps reconnect."
-            _incident(instance, sentence, SharedInstance.Status.RUNNING)
-            return True, sentence, container
-    except DeviceBusy:
-        logger.info(
-            "%s on %s is not running, but a deployment is working on the device; "
-            "the next poll looks again",
-            instance.project,
-            device.name,
-        )
-        return None
-
-
-def _retry_later(instance: SharedInstance, now=None) -> bool:
-    """Whether a server that did not start again was tried too recently to try now."""
-    if instance.status != SharedInstance.Status.FAILED or instance.last_incident_at is None:
-        return False
-    now = now or timezone.now()
-    return (now - instance.last_incident_at).total_seconds() < RETRY_FAILED_SECONDS
-
-
-def _incident(instance: SharedInstance, sentence: str, status: str) -> None:
-    """What the health check did, kept for the Shared databases page and the API."""
-    SharedInstance.objects.filter(pk=instance.pk).update(
-        status=status, last_incident=sentence, last_incident_at=timezone.now()
-    )
-
-
-def measure_due(instance: SharedInstance, every: float | None, now=None) -> bool:
-    """Whether the instance's memory and sizes should be read now (see shared_instances_check)."""
-    if every is None or instance.measured_at is None:
-        return True
-    now = now or timezone.now()
-    return (now - instance.measured_at).total_seconds() >= every
-
-
-def container_state_api(device, instance: SharedInstance) -> tuple[str, str]:
-    """(container id, state) of the shared instance's server from the Docker API over the
-    device's kept channel (devices.ssh.docker_get): the same answer as `_container`."""
-    spec = engines.ENGINES[instance.engine]
-    filters = json.dumps(
-        {
-            "label": [
-                f"com.docker.compose.project={instance.project}",
-                f"com.docker.compose.service={spec.service}",
-            ]
-        }
-    )
-    _headers, containers = ssh.connections.docker_get(
-        ssh.Target.from_device(device), f"/containers/json?all=1&filters={quote(filters)}"
-    )
-    if not containers:
-        return "", ""
-    return str(containers[0].get("Id", ""))[:12], str(containers[0].get("State", ""))
-
-
-def _measure_sizes(shell, instance: SharedInstance, container: str) -> None:
-    names = list(
-        PooledDatabase.objects.filter(instance=instance).values_list("database_name", flat=True)
-    )
-    query = engines.size_sql(instance.engine, names)
-    if not query:
-        return
-    code, out, _ = shell.run(
-        engines.sql_command(instance.engine, container),
-        timeout=60,
-        stdin=engines.sql_stdin(instance.engine, query, instance.admin_password),
-    )
-    if code != 0 or engines.command_errors(instance.engine, out):
-        return
-    usage = engines.parse_usage(instance.engine, out)
-    for pooled in PooledDatabase.objects.filter(instance=instance):
-        if pooled.database_name in usage:
-            size, connections = usage[pooled.database_name]
-            PooledDatabase.objects.filter(pk=pooled.pk).update(
-                size_bytes=size, connections=connections
-            )

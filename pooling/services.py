@@ -10,7 +10,8 @@ shared_instance_remove       compose down of the shared instance and its volume
 shared_instance_measure      read the shared container's memory (docker stats)
 shared_instance_measure_baseline   start a standalone server of the same image, measure it
 
-The shared servers themselves live in pooling.instances; their services are re-exported.
+The shared servers themselves live in pooling.instances and pooling.health; their services
+are re-exported.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.db import transaction
+from django.db.models import QuerySet
 
-from devices.compose import deploy_root, escape_dollars, service_mounts
+from devices.compose import Shell, deploy_root, escape_dollars, service_mounts
 from devices.lease import DeviceBusy, device_lease
 from pooling import engines
+from pooling.health import (
+    shared_instance_measure,
+    shared_instance_measure_baseline,
+    shared_instances_check,
+)
 from pooling.instances import (
     HEALTH_TIMEOUT_SECONDS,
     PoolingError,
@@ -37,10 +44,7 @@ from pooling.instances import (
     pool_network,
     pool_prefix,
     shared_instance_ensure,
-    shared_instance_measure,
-    shared_instance_measure_baseline,
     shared_instance_remove,
-    shared_instances_check,
 )
 from pooling.models import PooledDatabase, SharedInstance
 
@@ -77,12 +81,12 @@ def _app_fields(app) -> dict:
     }
 
 
-def databases_of_app(*, device_id: int, project: str):
+def databases_of_app(*, device_id: int, project: str) -> QuerySet[PooledDatabase]:
     """The pooled databases of the app that is compose project `project` on the device."""
     return PooledDatabase.objects.filter(instance__device_id=device_id, project=project)
 
 
-def _provision(*, deployment, engine: str, shell) -> tuple[PooledDatabase, bool, bool, str]:
+def _provision(*, deployment, engine: str, shell: Shell) -> tuple[PooledDatabase, bool, bool, str]:
     """(database, database created now, instance started now, what was restored). For
     Redis the "database" is the app's ACL user and key prefix; "created now" means the user
     is new. A database created now gets the newest final dump of its name, if the app was
@@ -143,7 +147,9 @@ def _dumps_folder() -> str:
     return f"{deploy_root()}/pool-dumps"
 
 
-def _restore_kept(shell, instance: SharedInstance, container: str, pooled: PooledDatabase) -> str:
+def _restore_kept(
+    shell: Shell, instance: SharedInstance, container: str, pooled: PooledDatabase
+) -> str:
     """Load the newest final dump of this database (left by a removal that kept the app's
     data) into the database just created; returns its path, or "" when there is none."""
     folder = _dumps_folder()
@@ -161,7 +167,9 @@ def _restore_kept(shell, instance: SharedInstance, container: str, pooled: Poole
     return path
 
 
-def pooled_database_provision(*, deployment, engine: str, shell=None) -> PooledDatabase:
+def pooled_database_provision(
+    *, deployment, engine: str, shell: Shell | None = None
+) -> PooledDatabase:
     """The app's database and role in the device's shared instance of `engine`.
 
     Idempotent: an existing row keeps its name and password; the SQL creates only what is
@@ -173,7 +181,7 @@ def pooled_database_provision(*, deployment, engine: str, shell=None) -> PooledD
     return pooled
 
 
-def pooled_database_drop(*, pooled: PooledDatabase, shell=None) -> str:
+def pooled_database_drop(*, pooled: PooledDatabase, shell: Shell | None = None) -> str:
     instance = pooled.instance
     shell = _shell_for(instance.device, shell)
     container, state = _container(shell, instance)
@@ -195,7 +203,7 @@ def _what(engine: str) -> str:
     return "Redis user" if engine == "redis" else "database"
 
 
-def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
+def pooled_database_dump(*, pooled: PooledDatabase, shell: Shell | None = None) -> str:
     """A final dump into `<deploy root>/pool-dumps/`; returns the path."""
     instance = pooled.instance
     shell = _shell_for(instance.device, shell)
@@ -216,7 +224,7 @@ def pooled_database_dump(*, pooled: PooledDatabase, shell=None) -> str:
     return path
 
 
-def _delete_dumps(shell, database: str) -> str:
+def _delete_dumps(shell: Shell, database: str) -> str:
     """On "Delete my data": the final dumps earlier removals kept of this database go too."""
     folder = _dumps_folder()
     _check(
@@ -232,7 +240,7 @@ def _instance_in_use(instance: SharedInstance) -> bool:
     return PooledDatabase.objects.filter(instance=instance).exists()
 
 
-def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> str:
+def shared_instance_remove_unused(*, instance: SharedInstance, shell: Shell | None = None) -> str:
     """Remove a shared server no app uses any more (kept when its last app was removed).
 
     Holds the device's deployment lease, so no deployment creates a database in it
@@ -262,7 +270,7 @@ def shared_instance_remove_unused(*, instance: SharedInstance, shell=None) -> st
 
 
 def pooled_databases_release(
-    *, deployment, keep_data: bool, keep_instance: bool = False, shell=None
+    *, deployment, keep_data: bool, keep_instance: bool = False, shell: Shell | None = None
 ) -> str:
     """On removal of an app: dump (when its data is kept; not for Redis), drop database and
     role (Redis: user and keys), and remove each shared instance left without apps
@@ -400,7 +408,7 @@ def need_poolable(need) -> tuple[bool, str]:
 
 
 def pooled_databases_attach(
-    *, deployment, recipe, compose: dict, shell, on_undo: Callable[[str, Callable], None]
+    *, deployment, recipe, compose: dict, shell: Shell, on_undo: Callable[[str, Callable], None]
 ) -> str:
     """The pipeline's pooling step (between render and upload).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from devices.models import Device
-from pooling.instances import MEASURE_EVERY_SECONDS, container_state_api
+from pooling.health import MEASURE_EVERY_SECONDS, container_state_api
 from pooling.services import shared_instances_check
 
 logger = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +19,10 @@ from scheduling import selectors
 from scheduling.catalog import known_apps, requirements_for_app
 from scheduling.models import PlacementChoice, PlacementSettings, Reservation
 from scheduling.scoring import AppRequirements, InvalidInput, Policy, Ranking, Weights, rank_devices
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
 # A reservation nobody releases stops counting after this long: by then the polls see
 # the app's real usage (or the deployment has failed).
@@ -147,7 +152,7 @@ def placement_choose(
     requirements: AppRequirements,
     device_id: int,
     policy: str | Policy | None = None,
-    user=None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
 ) -> PlacementChoice:
     """Record that a person picked `device_id` for the app (the manual override).
 

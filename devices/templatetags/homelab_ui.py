@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django import template
-from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -100,15 +100,6 @@ def cores(value: float | None) -> str:
     value = float(value)
     number = f"{value:.0f}" if value.is_integer() else f"{value:.1f}"
     return f"{number} core" if value == 1 else f"{number} cores"
-
-
-@register.simple_tag
-def url_or_empty(name: str, *args) -> str:
-    """The URL of NAME, or "" when no such page exists yet (so a link can be hidden)."""
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return ""
 
 
 @register.simple_tag

@@ -261,7 +261,7 @@ def test_the_poll_measures_memory_and_sizes_only_when_due():
 
     from django.utils import timezone
 
-    from pooling.instances import MEASURE_EVERY_SECONDS, measure_due
+    from pooling.health import MEASURE_EVERY_SECONDS, measure_due
     from pooling.models import SharedInstance
 
     now = timezone.now()
@@ -411,7 +411,7 @@ def test_a_shared_server_that_did_not_start_is_tried_again_later_not_on_every_po
 
     from django.utils import timezone
 
-    from pooling.instances import RETRY_FAILED_SECONDS
+    from pooling.health import RETRY_FAILED_SECONDS
     from pooling.services import shared_instances_check
 
     device = _device()
