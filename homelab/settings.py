@@ -9,7 +9,7 @@ Documented variables (see README "Configuration"):
   HOMELAB_DATABASE_URL   postgres://user:pass@host:port/name to use PostgreSQL
   HOMELAB_REDIS_URL      redis://host:port/0 for the task broker and channel layer
   HOMELAB_DEBUG          true/false (default false)
-  HOMELAB_ALLOWED_HOSTS  comma separated (default *)
+  HOMELAB_ALLOWED_HOSTS  comma separated, added to the machine's own names and addresses
   HOMELAB_POLL_INTERVAL_SECONDS  device polling interval (default 30)
   HOMELAB_TRUSTED_PROXIES        comma separated proxy addresses allowed to set X-Forwarded-For
   HOMELAB_HTTPS          true when served behind an HTTPS proxy (secure cookies, HSTS)
@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from homelab import keys
+from homelab import hosts, keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,9 @@ except keys.KeyError_ as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
 DEBUG = env_bool("HOMELAB_DEBUG", False)
-ALLOWED_HOSTS = env_list("HOMELAB_ALLOWED_HOSTS", ["*"])
+# The machine's own names and addresses plus localhost; HOMELAB_ALLOWED_HOSTS adds more (a
+# DNS-rebinding page arrives with a foreign Host and is refused).
+ALLOWED_HOSTS = list(dict.fromkeys(hosts.own_hosts() + env_list("HOMELAB_ALLOWED_HOSTS", [])))
 HTTPS = env_bool("HOMELAB_HTTPS", False)
 TRUSTED_PROXIES = env_list("HOMELAB_TRUSTED_PROXIES", [])
 
