@@ -252,6 +252,7 @@ SSH_COMMAND_TIMEOUT_SECONDS = env_int("HOMELAB_SSH_COMMAND_TIMEOUT_SECONDS", 30)
 DISCOVERY_MAX_HOSTS = env_int("HOMELAB_DISCOVERY_MAX_HOSTS", 1024)
 DISCOVERY_CONCURRENCY = env_int("HOMELAB_DISCOVERY_CONCURRENCY", 64)
 DISCOVERY_TIMEOUT_SECONDS = float(env_str("HOMELAB_DISCOVERY_TIMEOUT_SECONDS", "1.0"))
+DISCOVERY_SCANS_PER_MINUTE = env_int("HOMELAB_DISCOVERY_SCANS_PER_MINUTE", 5)
 
 # Placement: weights of each criterion (any non-negative numbers with a positive sum) and
 # the default policy ("spread" balances devices, "pack" fills the fewest). The admin's

@@ -164,7 +164,7 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE_RE = re.compile(
     rf"^(?P<name>(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?\Z"
 )
 
 
@@ -223,7 +223,7 @@ def _check_compose(m: Manifest, compose: Any) -> list[tuple[str, str, str]]:
     mounts: dict[str, set[str]] = {}
     for name, service in services.items():
         where = f"services.{name}"
-        if not re.match(r"^[a-z0-9][a-z0-9_-]*$", str(name)):
+        if not re.match(r"^[a-z0-9][a-z0-9_-]*\Z", str(name)):
             problems.append(
                 (
                     COMPOSE_FILE,
@@ -268,7 +268,7 @@ def _check_compose(m: Manifest, compose: Any) -> list[tuple[str, str, str]]:
             )
         else:
             for key in env_as_dict(env):
-                if not ENV_NAME_RE.match(key) and not re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", key):
+                if not ENV_NAME_RE.match(key) and not re.match(r"^[A-Za-z_][A-Za-z0-9_.]*\Z", key):
                     problems.append(
                         (COMPOSE_FILE, f"{where}.environment.{key}", "is not a valid variable name")
                     )

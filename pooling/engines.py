@@ -38,10 +38,10 @@ import yaml
 
 from marketplace.compose import ALPHABETS, generate_secret
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
-_INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}\Z")
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}\Z")
+_INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}\Z")
+_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 PASSWORD_LENGTH = 40
 PASSWORD_ALPHABET = ALPHABETS["alnum"]  # letters and digits: safe in compose, URLs, shells
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
