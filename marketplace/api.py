@@ -79,7 +79,7 @@ class CatalogOut(Schema):
 
 
 class DeployIn(Schema):
-    device_id: int | None = None
+    device_id: int | None = Field(None, ge=1, le=2**63 - 1)
     instance: str = "default"
     config: dict[str, Any] | None = None
 
@@ -252,7 +252,7 @@ def deploy(request: HttpRequest, slug: str, payload: DeployIn):
 
 
 class DeploymentFilters(Schema):
-    device: int | None = None
+    device: int | None = Field(None, ge=1, le=2**63 - 1)
     status: DeploymentStatus | None = None
     category: str | None = None
 
@@ -332,7 +332,7 @@ def remove(
 
 
 @router.get("/deployments/{deployment_id}/logs", response=LogsOut)
-def logs(request: HttpRequest, deployment_id: int, tail: int = 200):
+def logs(request: HttpRequest, deployment_id: int, tail: int = Query(200, ge=1, le=10_000)):
     deployment = _deployment_or_404(deployment_id)
     try:
         return {"logs": services.deployment_logs(deployment=deployment, tail=tail)}
@@ -373,6 +373,9 @@ class UsageOut(Schema):
 @router.get("/deployments/{deployment_id}/usage", response=UsageOut)
 def usage(request: HttpRequest, deployment_id: int):
     """Memory and CPU the app uses now (one sample from the device; takes about a second)."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
     from devices.ssh import SSHError
     from marketplace.selectors import deployment_usage
 
@@ -381,3 +384,9 @@ def usage(request: HttpRequest, deployment_id: int):
         return deployment_usage(deployment=deployment)
     except SSHError as exc:
         raise HttpError(502, f"The device did not answer: {exc}") from None
+    except (DockerException, RequestException) as exc:
+        raise HttpError(
+            502,
+            f"{deployment.device.name}'s Docker did not give the app's usage ({type(exc).__name__}). "
+            "Check that Docker runs on the device, then try again.",
+        ) from None
