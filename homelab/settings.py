@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # its own Swagger UI files for /api/v1/docs (else it loads them from a CDN)
     "channels",
     "django_q",
     "encrypted_model_fields",
@@ -112,6 +113,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "homelab.middleware.TrustedProxyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -122,6 +124,7 @@ MIDDLEWARE = [
     "homelab.middleware.FirstRunMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "homelab.middleware.NoStoreMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -233,6 +236,23 @@ X_FRAME_OPTIONS = "DENY"
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("HOMELAB_CSRF_TRUSTED_ORIGINS", [])
+
+# Content-Security-Policy (django-csp): scripts only from our own static files, never inline
+# (an injected <script> or onclick= does not run); inline styles are allowed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # Login rate limiting (django-axes): per account and per address, separately.
 AXES_FAILURE_LIMIT = env_int("HOMELAB_LOGIN_FAILURE_LIMIT", 5)

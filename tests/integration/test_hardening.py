@@ -177,7 +177,93 @@ def test_one_scan_at_a_time_per_person(fresh_limiter):
     from devices.discovery import DiscoveryBusy
 
     with fresh_limiter.scan_limiter.slot("user:1"):
-        with pytest.raises(DiscoveryBusy, match="still running"), fresh_limiter.scan_limiter.slot("user:1"):
+        with (
+            pytest.raises(DiscoveryBusy, match="still running"),
+            fresh_limiter.scan_limiter.slot("user:1"),
+        ):
             pass
         with fresh_limiter.scan_limiter.slot("user:2"):
             pass
+
+
+# --- (a) Content-Security-Policy without inline script ---------------------------------------
+
+
+def _csp(response) -> dict[str, list[str]]:
+    header = response["Content-Security-Policy"]
+    return {part.split()[0]: part.split()[1:] for part in header.split(";") if part.strip()}
+
+
+def test_pages_send_a_content_security_policy_without_inline_script(admin_client):
+    for url in ("/", "/devices/add/", "/settings/tokens/", "/admin/", "/api/v1/docs"):
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        policy = _csp(response)
+        assert policy["script-src"] == ["'self'"], url
+        assert "'unsafe-inline'" not in policy.get("default-src", []), url
+        assert policy["object-src"] == ["'none'"] and policy["frame-ancestors"] == ["'none'"], url
+
+
+def test_the_api_docs_use_our_own_files_not_a_cdn(admin_client):
+    html = admin_client.get("/api/v1/docs").text
+    assert "/static/ninja/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower()
+
+
+def test_no_template_has_inline_script_or_event_handlers():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    templates = [p for p in root.glob("**/templates/**/*.html") if ".venv" not in p.parts]
+    assert len(templates) > 20
+    offenders = []
+    for path in templates:
+        text = path.read_text()
+        for tag in re.findall(r"<script\b[^>]*>", text):
+            if "src=" not in tag and 'type="application/json"' not in tag:
+                offenders.append(f"{path}: {tag}")
+        offenders += [f"{path}: {m}" for m in re.findall(r"\son[a-z]+\s*=", text)]
+        offenders += [f"{path}: javascript:" for _ in re.findall(r"javascript:", text)]
+    assert offenders == []
+
+
+# --- (b) no-store on answers with logs, tokens and "What I did" ------------------------------
+
+
+def test_pages_and_api_answers_are_never_stored(admin_client):
+    from devices.models import Device
+    from marketplace.models import Deployment
+
+    device = Device.objects.create(
+        name="server-02",
+        address="127.0.0.1",
+        port=_refusing_port(),
+        username="root",
+        private_key="not-a-real-key",
+        public_key="ssh-ed25519 AAAA",
+    )
+    deployment = Deployment.objects.create(
+        slug="vaultwarden",
+        app_name="Vaultwarden",
+        category="security",
+        device=device,
+        project="hl-vaultwarden-default",
+        instance="default",
+        status="running",
+    )
+    urls = [
+        "/settings/tokens/",
+        f"/api/v1/deployments/{deployment.pk}/debug",
+        f"/api/v1/deployments/{deployment.pk}/logs",
+        f"/api/v1/deployments/{deployment.pk}",
+        "/api/v1/devices",
+        reverse("deployment_detail", args=[deployment.pk]),
+        reverse("deployment_debug", args=[deployment.pk]),
+        reverse("deployment_logs", args=[deployment.pk]),
+    ]
+    for url in urls:
+        response = admin_client.get(url)
+        assert "no-store" in response.get("Cache-Control", ""), (url, response.status_code)
+    created = admin_client.post("/settings/tokens/", {"name": "backup script"})
+    assert "no-store" in created["Cache-Control"]
