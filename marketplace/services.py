@@ -569,7 +569,9 @@ def deployment_logs(*, deployment: Deployment, tail: int = 200) -> str:
             f"The device did not answer: {exc}", field="deployment", status=502
         ) from None
     text = out if exit_code == 0 else (out + err)
-    return pipeline.mask(text, deployment.secret_values().values())
+    from pooling.selectors import secret_values_for  # pooled database passwords too
+
+    return pipeline.mask(text, [*deployment.secret_values().values(), *secret_values_for(deployment)])
 
 
 # ------------------------------------------------------------------------- recovery

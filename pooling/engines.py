@@ -389,19 +389,25 @@ DUMPABLE_ENGINES = ("postgres", "mariadb")  # Redis holds queues and caches: not
 
 def dump_command(engine: str, container: str, database: str, path: str) -> list[str]:
     """A dump of one database into `path` on the device (stdin: `sql_stdin(engine, "",
-    admin_password)`). Every value is a positional parameter of a fixed script."""
+    admin_password)`). Every value is a positional parameter of a fixed script. The dump is
+    readable by its owner only (umask 077): it holds the app's data."""
     check_name(database)
     if engine == "postgres":
-        script = 'docker exec "$1" pg_dump -U postgres -d "$2" > "$3"'
+        script = 'umask 077; docker exec "$1" pg_dump -U postgres -d "$2" > "$3"'
         return ["sh", "-c", script, "sh", container, database, path]
     if engine == "mariadb":
         inner = (
             'read -r p; MYSQL_PWD="$p"; export MYSQL_PWD; '
             'exec mariadb-dump -uroot --single-transaction --databases "$1"'
         )
-        script = 'docker exec -i "$1" sh -c "$4" sh "$2" > "$3"'
+        script = 'umask 077; docker exec -i "$1" sh -c "$4" sh "$2" > "$3"'
         return ["sh", "-c", script, "sh", container, database, path, inner]
     raise ValueError(f"the pool does not offer {engine!r}")
+
+
+def dumps_folder_command(folder: str) -> list[str]:
+    """Creates the kept-dumps folder (and re-closes an existing one) as 0700."""
+    return ["sh", "-c", 'umask 077 && mkdir -p -- "$1" && chmod 0700 -- "$1"', "sh", folder]
 
 
 def newest_dump_command(folder: str, database: str) -> list[str]:

@@ -211,3 +211,12 @@ def pooled_databases_for_deployment(deployment) -> list[dict]:
         }
         for d in PooledDatabase.objects.filter(deployment=deployment).select_related("instance")
     ]
+
+
+def secret_values_for(deployment) -> list[str]:
+    """The generated passwords of a deployment's pooled databases, for masking its logs."""
+    return [
+        password
+        for password in PooledDatabase.objects.filter(deployment=deployment).values_list("password", flat=True)
+        if password
+    ]
