@@ -267,3 +267,17 @@ def test_pages_and_api_answers_are_never_stored(admin_client):
         assert "no-store" in response.get("Cache-Control", ""), (url, response.status_code)
     created = admin_client.post("/settings/tokens/", {"name": "backup script"})
     assert "no-store" in created["Cache-Control"]
+
+
+def test_the_scan_page_offers_to_confirm_a_network_that_is_not_a_home_network(
+    admin_client, fresh_limiter
+):
+    response = admin_client.post(
+        reverse("device_scan"), {"cidr": "198.51.100.0/30"}, HTTP_HX_REQUEST="true"
+    )
+    assert "not a home network" in response.text
+    assert 'name="confirm_public"' in response.text and 'form="scan-form"' in response.text
+    home = admin_client.post(
+        reverse("device_scan"), {"cidr": "127.0.0.1/32"}, HTTP_HX_REQUEST="true"
+    )
+    assert 'name="confirm_public"' not in home.text
