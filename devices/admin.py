@@ -21,7 +21,7 @@ class DeviceAdmin(admin.ModelAdmin):
         "containers_running", "arch", "os_name", "kernel", "created", "updated",
     )
     fields = ("name", "address", "port", "username", "device_type", "location", "always_on", *readonly_fields)
-    actions = ["poll_now", "accept_new_host_key"]
+    actions = ["poll_now"]  # a new identity is trusted on its page, after seeing it
 
     def has_add_permission(self, request):
         # Adding needs a login test and key installation: use the "Add device" wizard.
@@ -57,14 +57,6 @@ class DeviceAdmin(admin.ModelAdmin):
         for device in queryset:
             services.device_poll(device_id=device.id)
         self.message_user(request, f"Checked {queryset.count()} device(s).")
-
-    @admin.action(description="Trust the new identity of selected devices")
-    def accept_new_host_key(self, request, queryset):
-        accepted = 0
-        for device in queryset.exclude(offered_host_key=""):
-            services.device_accept_host_key(device=device)
-            accepted += 1
-        self.message_user(request, f"Trusted the new identity of {accepted} device(s).")
 
 
 @admin.register(DeviceMetric)

@@ -9,7 +9,7 @@ from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
 from devices import services
-from devices.discovery import DiscoveryError, discovery_scan
+from devices.discovery import DiscoveryBusy, DiscoveryError, discovery_scan
 from devices.models import Device
 from devices.selectors import resources_summary
 from devices.ssh import fingerprint
@@ -48,6 +48,7 @@ class DeviceOut(Schema):
     arch: str
     os_name: str
     host_key_fingerprint: str = ""
+    offered_host_key_fingerprint: str = ""
 
 
 class DeviceIn(Schema):
@@ -83,6 +84,14 @@ class ErrorOut(Schema):
 
 class DiscoverIn(Schema):
     cidr: str = Field(..., min_length=1, max_length=64)
+    # Scanning a network outside the home ranges (RFC 1918, fc00::/7, link-local) needs this.
+    confirm_public: bool = False
+
+
+class AcceptHostKeyIn(Schema):
+    # The fingerprint of the new identity the person was shown (GET /devices/{id}'s
+    # offered_host_key_fingerprint): a key that changed again since is not accepted.
+    fingerprint: str = Field(..., min_length=1, max_length=200)
 
 
 class CandidateOut(Schema):
@@ -113,6 +122,7 @@ def _device_out(device: Device) -> dict:
     data = {name: getattr(device, name) for name in DeviceOut.model_fields if hasattr(device, name)}
     data["type"] = device.device_type
     data["host_key_fingerprint"] = fingerprint(device.host_key)
+    data["offered_host_key_fingerprint"] = fingerprint(device.offered_host_key) if device.offered_host_key else ""
     return data
 
 
@@ -151,12 +161,12 @@ def add_device(request, payload: DeviceIn):
     return 201, _device_out(device)
 
 
-@router.get("/{device_id}", response={200: DeviceOut, 404: ErrorOut})
+@router.get("/{int:device_id}", response={200: DeviceOut, 404: ErrorOut})
 def get_device(request, device_id: int):
     return 200, _device_out(_get(device_id))
 
 
-@router.patch("/{device_id}", response={200: DeviceOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+@router.patch("/{int:device_id}", response={200: DeviceOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
 def update_device(request, device_id: int, payload: DevicePatch):
     device = _get(device_id)
     changes = payload.dict(exclude_unset=True)
@@ -170,7 +180,7 @@ def update_device(request, device_id: int, payload: DevicePatch):
     return 200, _device_out(device)
 
 
-@router.delete("/{device_id}", response={204: None, 404: ErrorOut, 409: ErrorOut})
+@router.delete("/{int:device_id}", response={204: None, 404: ErrorOut, 409: ErrorOut})
 def remove_device(request, device_id: int):
     try:
         services.device_remove(device=_get(device_id))
@@ -179,25 +189,35 @@ def remove_device(request, device_id: int):
     return 204, None
 
 
-@router.post("/{device_id}/poll", response={200: DeviceOut, 404: ErrorOut})
+@router.post("/{int:device_id}/poll", response={200: DeviceOut, 404: ErrorOut})
 def poll_device(request, device_id: int):
     device = _get(device_id)
     device = services.device_poll(device_id=device.id)
     return 200, _device_out(device)
 
 
-@router.post("/{device_id}/accept-host-key", response={200: DeviceOut, 400: ErrorOut, 404: ErrorOut})
-def accept_host_key(request, device_id: int):
+@router.post(
+    "/{int:device_id}/accept-host-key", response={200: DeviceOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+)
+def accept_host_key(request, device_id: int, payload: AcceptHostKeyIn):
     device = _get(device_id)
     if not device.offered_host_key:
         return 400, {"detail": "This device's identity has not changed; there is nothing to accept."}
-    return 200, _device_out(services.device_accept_host_key(device=device))
+    try:
+        device = services.device_accept_host_key(device=device, fingerprint=payload.fingerprint)
+    except services.DeviceError as exc:
+        return _error(exc)
+    return 200, _device_out(device)
 
 
-@router.post("/discover", response={200: list[CandidateOut], 422: ErrorOut})
+@router.post("/discover", response={200: list[CandidateOut], 422: ErrorOut, 429: ErrorOut})
 def discover(request, payload: DiscoverIn):
     try:
-        candidates = discovery_scan(cidr=payload.cidr)
+        candidates = discovery_scan(
+            cidr=payload.cidr, confirm_public=payload.confirm_public, who=f"user:{request.user.pk}"
+        )
+    except DiscoveryBusy as exc:
+        return 429, {"detail": str(exc), "status": "busy", "field": "cidr"}
     except DiscoveryError as exc:
         return 422, {"detail": str(exc), "status": "invalid", "field": "cidr"}
     return 200, [

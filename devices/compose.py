@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEPLOY_ROOT = "/opt/homelab/apps"
-ROOT_RE = re.compile(r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$")
+ROOT_RE = re.compile(r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]\Z")
 SSH_RETRIES = 3
 SSH_BACKOFF_SECONDS = (1.0, 2.0, 4.0)
 OUTPUT_TAIL_CHARS = 4000

@@ -3,6 +3,10 @@
 Only the network given is scanned, only port 22 (or the port given), with bounded
 concurrency and a timeout per address; what each answers first (its SSH banner) is shown.
 Manual address entry stays the primary path; this is a convenience.
+
+Only home networks are scanned (RFC 1918, IPv6 unique local fc00::/7, link-local and
+loopback) unless the person confirms another network is theirs (`confirm_public`), at most
+DISCOVERY_MAX_HOSTS addresses, and each person runs one scan at a time and a few a minute.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import ipaddress
 import json
 import socket
 import subprocess
+import threading
+import time
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -28,6 +35,29 @@ class DiscoveryError(DeviceError):
         super().__init__(message, status="invalid", field="cidr")
 
 
+class DiscoveryBusy(DeviceError):
+    """This person is already scanning, or scanned too often in the last minute."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status="busy", field="cidr")
+
+
+HOME_NETWORKS = [
+    ipaddress.ip_network(text)
+    for text in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+        "169.254.0.0/16", "127.0.0.0/8",  # link-local, loopback
+        "fc00::/7", "fe80::/10", "::1/128",  # unique local, link-local, loopback
+    )
+]
+
+
+def is_home_network(network) -> bool:
+    return any(
+        network.version == home.version and network.subnet_of(home) for home in HOME_NETWORKS
+    )
+
+
 @dataclass
 class Candidate:
     address: str
@@ -38,7 +68,9 @@ class Candidate:
     device_name: str = ""
 
 
-def parse_network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def parse_network(
+    cidr: str, *, confirm_public: bool = False
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     text = (cidr or "").strip()
     if not text:
         raise DiscoveryError("Enter a network to scan, like 192.168.1.0/24.")
@@ -54,7 +86,51 @@ def parse_network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
             f"{network} has {size} addresses; at most {settings.DISCOVERY_MAX_HOSTS} can be "
             "scanned at once. Enter a smaller network, like a /24 (256 addresses)."
         )
+    if not is_home_network(network) and not confirm_public:
+        raise DiscoveryError(
+            f"{network} is not a home network address (those start with 192.168., 10. or "
+            "172.16-31.), so we did not scan it: scanning other people's machines is not "
+            "allowed. If this network really is yours, confirm that and scan again."
+        )
     return network
+
+
+class _ScanLimiter:
+    """One scan at a time per person, and at most DISCOVERY_SCANS_PER_MINUTE a minute."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._started: dict[str, deque] = defaultdict(deque)
+
+    @contextlib.contextmanager
+    def slot(self, who: str):
+        now = time.monotonic()
+        limit = getattr(settings, "DISCOVERY_SCANS_PER_MINUTE", 5)
+        with self._lock:
+            if who in self._running:
+                raise DiscoveryBusy(
+                    "A scan you started is still running. Wait for its results, then try again."
+                )
+            started = self._started[who]
+            while started and now - started[0] > 60:
+                started.popleft()
+            if len(started) >= limit:
+                wait = int(60 - (now - started[0])) + 1
+                raise DiscoveryBusy(
+                    f"You scanned {limit} times in the last minute. Wait {wait} seconds, then "
+                    "try again."
+                )
+            started.append(now)
+            self._running.add(who)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(who)
+
+
+scan_limiter = _ScanLimiter()
 
 
 def _hosts(network) -> list[str]:
@@ -83,8 +159,10 @@ async def _probe(
         return banner[:200] if banner.startswith("SSH-") else None
 
 
-async def discovery_scan_async(*, cidr: str, port: int = 22) -> list[Candidate]:
-    network = parse_network(cidr)
+async def discovery_scan_async(
+    *, cidr: str, port: int = 22, confirm_public: bool = False
+) -> list[Candidate]:
+    network = parse_network(cidr, confirm_public=confirm_public)
     addresses = _hosts(network)
     semaphore = asyncio.Semaphore(settings.DISCOVERY_CONCURRENCY)
     timeout = settings.DISCOVERY_TIMEOUT_SECONDS
@@ -96,19 +174,25 @@ async def discovery_scan_async(*, cidr: str, port: int = 22) -> list[Candidate]:
     ]
 
 
-def discovery_scan(*, cidr: str, port: int = 22) -> list[Candidate]:
-    """Scan `cidr` for SSH servers; mark the ones already added as devices."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        candidates = asyncio.run(discovery_scan_async(cidr=cidr, port=port))
-    else:  # called from async code: run the scan in its own loop on a helper thread
-        from concurrent.futures import ThreadPoolExecutor
+def discovery_scan(
+    *, cidr: str, port: int = 22, confirm_public: bool = False, who: str | None = None
+) -> list[Candidate]:
+    """Scan `cidr` for SSH servers; mark the ones already added as devices.
 
-        with ThreadPoolExecutor(1) as pool:
-            candidates = pool.submit(
-                asyncio.run, discovery_scan_async(cidr=cidr, port=port)
-            ).result()
+    `who` (the person asking) is rate-limited: one scan at a time, a few a minute.
+    """
+    parse_network(cidr, confirm_public=confirm_public)  # refuse before taking a slot
+    with scan_limiter.slot(who) if who else contextlib.nullcontext():
+        scan = discovery_scan_async(cidr=cidr, port=port, confirm_public=confirm_public)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            candidates = asyncio.run(scan)
+        else:  # called from async code: run the scan in its own loop on a helper thread
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1) as pool:
+                candidates = pool.submit(asyncio.run, scan).result()
     known = {
         (d.address, d.port): d
         for d in Device.objects.filter(address__in=[c.address for c in candidates])

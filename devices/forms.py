@@ -272,6 +272,10 @@ class ScanForm(forms.Form):
         widget=forms.TextInput(attrs={"spellcheck": "false", "autocapitalize": "none"}),
         error_messages={"required": "Type the network to search, like 192.168.1.0/24."},
     )
+    confirm_public = forms.BooleanField(
+        label="This network is mine although it is not a home network: scan it anyway",
+        required=False,
+    )
 
     def clean_cidr(self) -> str:
         value = self.cleaned_data["cidr"].strip()

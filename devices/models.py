@@ -7,12 +7,12 @@ from django.db import models
 from encrypted_model_fields.fields import EncryptedTextField
 
 # Names that may reach a shell or a path: letters, digits, dot, dash, underscore.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+NAME_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z"
 # An IPv4/IPv6 address or a DNS host name; no spaces, quotes or shell characters.
-ADDRESS_PATTERN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$"
+ADDRESS_PATTERN = r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)\Z"
 # POSIX-style login names.
-USERNAME_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
-LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$"
+USERNAME_PATTERN = r"\A[a-z_][a-z0-9_-]{0,31}\Z"
+LABEL_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}\Z"
 
 name_validator = RegexValidator(
     NAME_PATTERN,

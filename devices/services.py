@@ -568,15 +568,26 @@ def device_remove(*, device: Device) -> None:
     Device.objects.filter(pk=device.pk).delete()
 
 
-def device_accept_host_key(*, device: Device) -> Device:
-    """Trust the new host key the device offered, then check the device again at once."""
+def device_accept_host_key(*, device: Device, fingerprint: str) -> Device:
+    """Trust the new host key the device offered, then check the device again at once.
+
+    `fingerprint` is the new identity the person was shown; if the device offered yet
+    another key since, nothing is trusted (a second change is not accepted unseen).
+    """
     current = Device.objects.get(pk=device.pk)
     if not current.offered_host_key:
         raise DeviceError(
             "This device's identity has not changed; there is nothing to accept.",
             status="invalid",
         )
-    Device.objects.filter(pk=current.pk).update(
+    if (fingerprint or "").strip() != ssh.fingerprint(current.offered_host_key):
+        raise DeviceError(
+            f"{current.name}'s identity changed again since it was shown to you, so we did not "
+            "trust it. Look at the identity it shows now and decide again.",
+            status="conflict",
+            field="fingerprint",
+        )
+    updated = Device.objects.filter(pk=current.pk, offered_host_key=current.offered_host_key).update(
         host_key_type=current.offered_host_key_type,
         host_key=current.offered_host_key,
         offered_host_key_type="",
@@ -585,6 +596,13 @@ def device_accept_host_key(*, device: Device) -> Device:
         status_detail="",
         missed_polls=0,
     )
+    if not updated:
+        raise DeviceError(
+            f"{current.name}'s identity changed again while you were deciding, so we did not "
+            "trust it. Look at the identity it shows now and decide again.",
+            status="conflict",
+            field="fingerprint",
+        )
     ssh.connections.close(current.pk)
     logger.info("Accepted a new host key for device %s", current.name)
     return poll_once(current.pk, count_misses=False)

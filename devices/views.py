@@ -229,7 +229,11 @@ def device_scan(request: HttpRequest) -> HttpResponse:
     scan_error = None
     if scan_form.is_valid():
         try:
-            candidates = discovery_scan(cidr=scan_form.cleaned_data["cidr"])
+            candidates = discovery_scan(
+                cidr=scan_form.cleaned_data["cidr"],
+                confirm_public=scan_form.cleaned_data.get("confirm_public", False),
+                who=f"user:{request.user.pk}",
+            )
         except DeviceError as exc:
             scan_error = exc
         except Exception:
@@ -341,7 +345,7 @@ def device_trust_host_key(request: HttpRequest, pk: int) -> HttpResponse:
     """The person says the device was replaced or reinstalled: trust its new identity."""
     device = get_object_or_404(Device, pk=pk)
     try:
-        services.device_accept_host_key(device=device)
+        services.device_accept_host_key(device=device, fingerprint=request.POST.get("fingerprint", ""))
     except DeviceError as exc:
         messages.error(request, f"{exc.message} {' '.join(exc.fixes)}".strip())
     except Exception:

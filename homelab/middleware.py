@@ -1,4 +1,4 @@
-"""Request middleware: trusted proxies and the first-run redirect."""
+"""Request middleware: trusted proxies, the first-run redirect and no-store answers."""
 
 from __future__ import annotations
 
@@ -57,3 +57,22 @@ class FirstRunMiddleware:
             if not self._has_users and not request.path.startswith(_FIRST_RUN_EXEMPT):
                 return redirect("first_run")
         return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """`Cache-Control: no-store` on every page and API answer (static files are served
+    before this by WhiteNoise, with their own caching).
+
+    Pages and answers show logs, "What I did", API tokens and device details: no browser or
+    proxy cache may keep a copy on disk. A view that set its own Cache-Control keeps it
+    unless it lets a copy be stored.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if "no-store" not in response.get("Cache-Control", ""):
+            response["Cache-Control"] = "no-store, private"
+        return response

@@ -34,3 +34,14 @@ class ApiToken(models.Model):
     @staticmethod
     def new_raw_token() -> str:
         return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class FirstRunClaim(models.Model):
+    """One row while the first account is being (or has been) made through /setup/.
+
+    Its fixed primary key is the database-level guard that two simultaneous first-run posts
+    make one admin: the second insert fails on the key, on SQLite and PostgreSQL alike.
+    """
+
+    key = models.CharField(max_length=16, primary_key=True, default="first-admin")
+    created = models.DateTimeField(auto_now_add=True)

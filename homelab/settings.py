@@ -9,7 +9,7 @@ Documented variables (see README "Configuration"):
   HOMELAB_DATABASE_URL   postgres://user:pass@host:port/name to use PostgreSQL
   HOMELAB_REDIS_URL      redis://host:port/0 for the task broker and channel layer
   HOMELAB_DEBUG          true/false (default false)
-  HOMELAB_ALLOWED_HOSTS  comma separated (default *)
+  HOMELAB_ALLOWED_HOSTS  comma separated, added to the machine's own names and addresses
   HOMELAB_POLL_INTERVAL_SECONDS  device polling interval (default 30)
   HOMELAB_TRUSTED_PROXIES        comma separated proxy addresses allowed to set X-Forwarded-For
   HOMELAB_HTTPS          true when served behind an HTTPS proxy (secure cookies, HSTS)
@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from homelab import keys
+from homelab import hosts, keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,9 @@ except keys.KeyError_ as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
 DEBUG = env_bool("HOMELAB_DEBUG", False)
-ALLOWED_HOSTS = env_list("HOMELAB_ALLOWED_HOSTS", ["*"])
+# The machine's own names and addresses plus localhost; HOMELAB_ALLOWED_HOSTS adds more (a
+# DNS-rebinding page arrives with a foreign Host and is refused).
+ALLOWED_HOSTS = list(dict.fromkeys(hosts.own_hosts() + env_list("HOMELAB_ALLOWED_HOSTS", [])))
 HTTPS = env_bool("HOMELAB_HTTPS", False)
 TRUSTED_PROXIES = env_list("HOMELAB_TRUSTED_PROXIES", [])
 
@@ -96,6 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # its own Swagger UI files for /api/v1/docs (else it loads them from a CDN)
     "channels",
     "django_q",
     "encrypted_model_fields",
@@ -111,6 +114,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "homelab.middleware.TrustedProxyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -121,6 +125,7 @@ MIDDLEWARE = [
     "homelab.middleware.FirstRunMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "homelab.middleware.NoStoreMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -233,6 +238,23 @@ if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("HOMELAB_CSRF_TRUSTED_ORIGINS", [])
 
+# Content-Security-Policy (django-csp): scripts only from our own static files, never inline
+# (an injected <script> or onclick= does not run); inline styles are allowed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
 # Login rate limiting (django-axes): per account and per address, separately.
 AXES_FAILURE_LIMIT = env_int("HOMELAB_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = 0.25  # hours
@@ -251,6 +273,7 @@ SSH_COMMAND_TIMEOUT_SECONDS = env_int("HOMELAB_SSH_COMMAND_TIMEOUT_SECONDS", 30)
 DISCOVERY_MAX_HOSTS = env_int("HOMELAB_DISCOVERY_MAX_HOSTS", 1024)
 DISCOVERY_CONCURRENCY = env_int("HOMELAB_DISCOVERY_CONCURRENCY", 64)
 DISCOVERY_TIMEOUT_SECONDS = float(env_str("HOMELAB_DISCOVERY_TIMEOUT_SECONDS", "1.0"))
+DISCOVERY_SCANS_PER_MINUTE = env_int("HOMELAB_DISCOVERY_SCANS_PER_MINUTE", 5)
 
 # Placement: weights of each criterion (any non-negative numbers with a positive sum) and
 # the default policy ("spread" balances devices, "pack" fills the fewest). The admin's

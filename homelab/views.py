@@ -6,14 +6,15 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from homelab import setup_token
 from homelab.forms import ApiTokenForm, FirstRunForm
-from homelab.models import ApiToken
+from homelab.models import ApiToken, FirstRunClaim
 from homelab.services import api_token_issue
 
 
@@ -21,25 +22,44 @@ from homelab.services import api_token_issue
 @never_cache
 @require_http_methods(["GET", "POST"])
 def first_run(request: HttpRequest) -> HttpResponse:
-    """Create the first (admin) account. Once any account exists this page is closed."""
+    """Create the first (admin) account. Once any account exists this page is closed.
+
+    Until then it needs the one-time token of the link `serve` printed (homelab.setup_token):
+    whoever merely reaches the address, or a web page through DNS rebinding, cannot claim
+    the install.
+    """
     User = get_user_model()
     if User.objects.exists():
+        setup_token.discard()
         return redirect("dashboard" if request.user.is_authenticated else "login")
+
+    token = request.POST.get("token") or request.GET.get("token")
+    if not setup_token.is_valid(token):
+        return render(request, "homelab/setup_link_needed.html", status=403)
 
     form = FirstRunForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            # A second browser may have finished setup meanwhile; never make two admins here.
-            if User.objects.exists():
-                messages.info(request, "Setup was already finished. Please sign in.")
-                return redirect("login")
-            user = form.save()
+        try:
+            with transaction.atomic():
+                # The claim row's fixed key is the guard: of two simultaneous posts, the
+                # second insert fails, so there is never a second admin made here.
+                FirstRunClaim.objects.create()
+                if User.objects.exists():
+                    raise IntegrityError("an account exists already")
+                user = form.save()
+        except IntegrityError:
+            messages.info(request, "Setup was already finished. Please sign in.")
+            return redirect("login")
+        setup_token.discard()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(
             request, f"Welcome, {user.get_username()}! Now let's add your first device."
         )
         return redirect("device_add")
-    return render(request, "homelab/first_run.html", {"form": form})
+    if request.method == "GET":
+        # Every account was deleted after an earlier setup: its claim no longer guards anything.
+        FirstRunClaim.objects.all().delete()
+    return render(request, "homelab/first_run.html", {"form": form, "token": token})
 
 
 class LoginView(auth_views.LoginView):

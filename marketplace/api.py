@@ -17,8 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
+from docker.errors import DockerException
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
+from requests.exceptions import RequestException
 
 from devices.ssh import SSHError
 from marketplace import selectors, services
@@ -82,7 +84,7 @@ class CatalogOut(Schema):
 
 
 class DeployIn(Schema):
-    device_id: int | None = None
+    device_id: int | None = Field(None, ge=1, le=2**63 - 1)
     instance: str = "default"
     config: dict[str, Any] | None = None
 
@@ -255,7 +257,7 @@ def deploy(request: HttpRequest, slug: str, payload: DeployIn):
 
 
 class DeploymentFilters(Schema):
-    device: int | None = None
+    device: int | None = Field(None, ge=1, le=2**63 - 1)
     status: DeploymentStatus | None = None
     category: str | None = None
 
@@ -331,7 +333,7 @@ def remove(
 
 
 @router.get("/deployments/{deployment_id}/logs", response=LogsOut)
-def logs(request: HttpRequest, deployment_id: int, tail: int = 200):
+def logs(request: HttpRequest, deployment_id: int, tail: int = Query(200, ge=1, le=10_000)):
     deployment = _deployment_or_404(deployment_id)
     try:
         return {"logs": services.deployment_logs(deployment=deployment, tail=tail)}
@@ -377,3 +379,9 @@ def usage(request: HttpRequest, deployment_id: int):
         return deployment_usage(deployment=deployment)
     except SSHError as exc:
         raise HttpError(502, f"The device did not answer: {exc}") from None
+    except (DockerException, RequestException) as exc:
+        raise HttpError(
+            502,
+            f"{deployment.device.name}'s Docker did not give the app's usage ({type(exc).__name__}). "
+            "Check that Docker runs on the device, then try again.",
+        ) from None

@@ -25,9 +25,9 @@ from homelab.core.secrets import generate_secret
 if TYPE_CHECKING:  # pragma: no cover
     from marketplace.recipes import Recipe
 
-ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
+INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}\Z")
 # control characters (tab and newline excepted) and YAML's extra line breaks: they do not
 # survive a YAML round trip everywhere and have no place in an env value or a secret
 _FORBIDDEN_CHARS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")

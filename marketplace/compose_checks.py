@@ -36,11 +36,11 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE_RE = re.compile(
     rf"^(?P<name>(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?\Z"
 )
-_SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 # Accepted besides NAME_IN_CAPITALS: letters of either case, digits, '_' and '.'.
-_LOOSE_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_LOOSE_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*\Z")
 
 
 def image_problem(image: Any) -> str | None:

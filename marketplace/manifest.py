@@ -227,7 +227,7 @@ def manifest_problems(m: Manifest, folder: Path) -> list[tuple[str, str]]:
     if len(set(m.architectures)) != len(m.architectures):
         problems.append(("architectures", "lists an architecture twice"))
     if not is_emoji(m.icon):
-        if not re.match(r"^[A-Za-z0-9_.-]+\.(svg|png|webp|jpg)$", m.icon):
+        if not re.match(r"^[A-Za-z0-9_.-]+\.(svg|png|webp|jpg)\Z", m.icon):
             problems.append(
                 (
                     "icon",

@@ -11,9 +11,9 @@ from encrypted_model_fields.fields import EncryptedTextField
 
 from devices.models import Device
 
-INSTANCE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,30}$"
-PROJECT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
+INSTANCE_PATTERN = r"\A[a-z0-9][a-z0-9-]{0,30}\Z"
+PROJECT_PATTERN = r"\A[a-z0-9][a-z0-9_-]{0,62}\Z"
+SLUG_PATTERN = r"\A[a-z0-9][a-z0-9-]{0,40}\Z"
 
 instance_validator = RegexValidator(
     INSTANCE_PATTERN,

@@ -40,6 +40,7 @@ import logging
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -392,6 +393,20 @@ def health_host_port(recipe, deployment) -> int:
     raise StepFailed(f"the health check port {check.port} is not published")
 
 
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same host and port: the health check never leaves the
+    device (a redirect elsewhere counts as the app answering with that redirect status)."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
+        if target.scheme != "http" or target.hostname != self.host or (target.port or 80) != self.port:
+            return None  # urllib then raises HTTPError with the redirect's own status
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def wait_healthy(
     *,
     address: str,
@@ -424,7 +439,8 @@ def wait_healthy(
             url = f"http://{host}:{port}{path}"
             request = urllib.request.Request(url, method="GET")
             try:
-                with urllib.request.urlopen(request, timeout=5) as response:
+                opener = urllib.request.build_opener(_SameHostRedirects(address.lower(), port))
+                with opener.open(request, timeout=5) as response:
                     code = response.status
             except urllib.error.HTTPError as exc:
                 code = exc.code

@@ -45,6 +45,7 @@ from marketplace.preflight import host_ports, port_problems, preflight_problems,
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
 from marketplace.selectors import kept_deployment
 from marketplace.shell import DeploymentShell
+from pooling.selectors import secret_values_for
 from pooling.services import PoolingError, pooled_databases_release
 from scheduling.services import placement_rank, reservation_create, reservation_release
 
@@ -543,7 +544,8 @@ def deployment_logs(*, deployment: Deployment, tail: int = 200) -> str:
             f"The device did not answer: {exc}", field="deployment", status=502
         ) from None
     text = out if exit_code == 0 else (out + err)
-    return mask(text, deployment.secret_values().values())
+    # pooled database passwords too
+    return mask(text, [*deployment.secret_values().values(), *secret_values_for(deployment)])
 
 
 def deployments_forget_device(device: Device) -> None:

@@ -38,10 +38,10 @@ import yaml
 
 from homelab.core.secrets import ALPHABETS, generate_secret
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
-_INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}\Z")
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}\Z")
+_INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}\Z")
+_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 PASSWORD_LENGTH = 40
 PASSWORD_ALPHABET = ALPHABETS["alnum"]  # letters and digits: safe in compose, URLs, shells
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
@@ -389,19 +389,25 @@ DUMPABLE_ENGINES = ("postgres", "mariadb")  # Redis holds queues and caches: not
 
 def dump_command(engine: str, container: str, database: str, path: str) -> list[str]:
     """A dump of one database into `path` on the device (stdin: `sql_stdin(engine, "",
-    admin_password)`). Every value is a positional parameter of a fixed script."""
+    admin_password)`). Every value is a positional parameter of a fixed script. The dump is
+    readable by its owner only (umask 077): it holds the app's data."""
     check_name(database)
     if engine == "postgres":
-        script = 'docker exec "$1" pg_dump -U postgres -d "$2" > "$3"'
+        script = 'umask 077; docker exec "$1" pg_dump -U postgres -d "$2" > "$3"'
         return ["sh", "-c", script, "sh", container, database, path]
     if engine == "mariadb":
         inner = (
             'read -r p; MYSQL_PWD="$p"; export MYSQL_PWD; '
             'exec mariadb-dump -uroot --single-transaction --databases "$1"'
         )
-        script = 'docker exec -i "$1" sh -c "$4" sh "$2" > "$3"'
+        script = 'umask 077; docker exec -i "$1" sh -c "$4" sh "$2" > "$3"'
         return ["sh", "-c", script, "sh", container, database, path, inner]
     raise ValueError(f"the pool does not offer {engine!r}")
+
+
+def dumps_folder_command(folder: str) -> list[str]:
+    """Creates the kept-dumps folder (and re-closes an existing one) as 0700."""
+    return ["sh", "-c", 'umask 077 && mkdir -p -- "$1" && chmod 0700 -- "$1"', "sh", folder]
 
 
 def newest_dump_command(folder: str, database: str) -> list[str]:

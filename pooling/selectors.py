@@ -206,3 +206,12 @@ def dashboard_figures() -> dict:
         "pooling_saved_ram_bytes": int(pooling_saved_ram_bytes()),
         "shared_databases_down": shared_instances_down(),
     }
+
+
+def secret_values_for(deployment) -> list[str]:
+    """The generated passwords of a deployment's pooled databases, for masking its logs."""
+    return [
+        password
+        for password in _databases_of(deployment).values_list("password", flat=True)
+        if password
+    ]

@@ -213,7 +213,7 @@ def pooled_database_dump(*, pooled: PooledDatabase, shell: Shell | None = None) 
     folder = _dumps_folder()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = f"{folder}/{pooled.database_name}-{stamp}.sql"
-    _check(shell, ["mkdir", "-p", folder], what=f"Creating {folder}", timeout=30)
+    _check(shell, engines.dumps_folder_command(folder), what=f"Creating {folder}", timeout=30)
     _check(
         shell,
         engines.dump_command(instance.engine, container, pooled.database_name, path),

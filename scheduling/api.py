@@ -7,7 +7,7 @@ POST /placement/choices               record the device a person chose (the over
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
@@ -50,24 +50,31 @@ class PlacementOut(Schema):
     candidates: list[CandidateOut] = Field(description="Every device, best first.")
 
 
+# Range limits: a number outside them answers 422 naming the field (never an overflow).
+MAX_BYTES = 2**60  # 1 EiB
+MAX_CORES = 100_000.0
+MAX_WEIGHT = 1_000_000.0
+_Weight = Field(None, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+
+
 class WeightsIn(Schema):
-    ram: float | None = Field(None, ge=0)
-    storage: float | None = Field(None, ge=0)
-    cpu: float | None = Field(None, ge=0)
-    load: float | None = Field(None, ge=0)
-    uptime: float | None = Field(None, ge=0)
+    ram: float | None = _Weight
+    storage: float | None = _Weight
+    cpu: float | None = _Weight
+    load: float | None = _Weight
+    uptime: float | None = _Weight
 
 
 class RequirementsIn(Schema):
     name: str = Field("Custom app", max_length=100)
-    min_ram_bytes: int = Field(0, ge=0)
-    recommended_ram_bytes: int | None = Field(None, ge=0)
-    min_storage_bytes: int = Field(0, ge=0)
-    recommended_storage_bytes: int | None = Field(None, ge=0)
-    min_cpu_cores: float = Field(0, ge=0)
-    recommended_cpu_cores: float | None = Field(None, ge=0)
-    architectures: list[str] = Field(default_factory=list, max_length=10)
-    ports: list[int] = Field(default_factory=list, max_length=100)
+    min_ram_bytes: int = Field(0, ge=0, le=MAX_BYTES)
+    recommended_ram_bytes: int | None = Field(None, ge=0, le=MAX_BYTES)
+    min_storage_bytes: int = Field(0, ge=0, le=MAX_BYTES)
+    recommended_storage_bytes: int | None = Field(None, ge=0, le=MAX_BYTES)
+    min_cpu_cores: float = Field(0, ge=0, le=MAX_CORES, allow_inf_nan=False)
+    recommended_cpu_cores: float | None = Field(None, ge=0, le=MAX_CORES, allow_inf_nan=False)
+    architectures: list[Annotated[str, Field(max_length=20)]] = Field(default_factory=list, max_length=10)
+    ports: list[int] = Field(default_factory=list, max_length=100)  # each checked in scoring
     always_on: bool = False
 
 
@@ -77,8 +84,8 @@ class PlacementIn(RequirementsIn):
 
 
 class ChoiceIn(Schema):
-    device_id: int
-    slug: str | None = Field(None, description="A known app, or give `requirements`.")
+    device_id: int = Field(..., ge=1, le=2**63 - 1)
+    slug: str | None = Field(None, max_length=100, description="A known app, or give `requirements`.")
     requirements: RequirementsIn | None = None
     policy: PolicyName | None = None
 

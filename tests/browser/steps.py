@@ -48,8 +48,9 @@ class Visit:
 
 def sign_up_and_add_device(page, server: str, lab_device, name: str) -> None:
     """A fresh install: the first-run account, then the add-device wizard with `lab_device`
-    (test connection, add); ends on the device's ready page."""
-    page.goto(server + "/")
+    (test connection, add); ends on the device's ready page. `server` is the `server`
+    fixture's URL, which knows the one-time setup link."""
+    page.goto(server.setup_link())
     page.fill("#id_username", ADMIN_USER)
     page.fill("#id_password1", ADMIN_PASSWORD)
     page.fill("#id_password2", ADMIN_PASSWORD)

@@ -60,6 +60,23 @@ def chromium():
         browser.close()
 
 
+class ServerURL(str):
+    """The server's base URL; `.data_dir` is its data directory and `.setup_link()` the
+    one-time first-run link, got the way a person re-prints it: `manage.py setup_link`."""
+
+    data_dir: Path
+    env: dict
+
+    def setup_link(self) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "setup_link"],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120, check=True,
+        )
+        path = result.stdout.strip()
+        assert path.startswith("/setup/?token="), result.stdout + result.stderr
+        return self + path
+
+
 @pytest.fixture
 def server(tmp_path):
     """`manage.py serve` on 127.0.0.1 with its own fresh data directory."""
@@ -89,7 +106,9 @@ def server(tmp_path):
                 process.kill()
                 pytest.fail(f"the server did not start; its output:\n{log_path.read_text()}")
             time.sleep(0.5)
-    yield base
+    url = ServerURL(base)
+    url.data_dir, url.env = tmp_path / "data", env
+    yield url
     process.terminate()
     try:
         process.wait(timeout=20)
@@ -108,9 +127,14 @@ def test_first_run_to_a_dashboard_with_the_new_device(server, chromium, lab):
     visit = Visit(chromium, "first-run-")
     page, shot = visit.page, visit.shot
 
-    # 1. A fresh install opens on the welcome page, whatever address is typed.
+    # 1. A fresh install leads to the welcome page, whatever address is typed; without the
+    # setup link it only says where to find that link.
     page.goto(server + "/")
     assert page.url == server + "/setup/"
+    assert page.get_by_role("heading", name="Welcome to Homelab").is_visible()
+    assert page.get_by_text("printed in its terminal").is_visible()
+    assert page.locator("#id_password1").count() == 0
+    page.goto(server.setup_link())
     assert page.get_by_role("heading", name="Welcome to Homelab").is_visible()
     shot("01-welcome")
 

@@ -246,7 +246,7 @@ def test_a_replaced_host_key_gives_host_key_changed_and_nothing_runs(lab):
         assert services.devices_poll_all() == 0
         assert DeviceMetric.objects.filter(device=device).count() == rows
 
-        accepted = services.device_accept_host_key(device=polled)
+        accepted = services.device_accept_host_key(device=polled, fingerprint=caught.value.new_fingerprint)
         assert accepted.status == DeviceStatus.ONLINE
         assert accepted.host_key == new_key and accepted.offered_host_key == ""
     finally:

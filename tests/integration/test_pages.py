@@ -92,16 +92,24 @@ def test_every_page_leads_to_setup_while_no_account_exists(client):
         assert response["Location"] == reverse("first_run"), url
 
 
-def test_setup_page_welcomes_a_new_person(client):
-    response = client.get(reverse("first_run"))
+@pytest.fixture
+def setup_url():
+    """The one-time setup link `serve` prints (`manage.py setup_link`)."""
+    from homelab.setup_token import setup_path
+
+    return setup_path()
+
+
+def test_setup_page_welcomes_a_new_person(client, setup_url):
+    response = client.get(setup_url)
     assert response.status_code == 200
     assert "Welcome to Homelab" in response.text
     assert 'name="password2"' in response.text
 
 
-def test_setup_creates_the_admin_signs_in_and_opens_the_wizard(client, django_user_model):
+def test_setup_creates_the_admin_signs_in_and_opens_the_wizard(client, django_user_model, setup_url):
     response = client.post(
-        reverse("first_run"),
+        setup_url,
         {
             "username": "alice",
             "password1": PASSWORD,
@@ -118,9 +126,9 @@ def test_setup_creates_the_admin_signs_in_and_opens_the_wizard(client, django_us
     assert PASSWORD not in follow.text
 
 
-def test_setup_says_what_is_wrong_with_a_weak_or_mistyped_password(client, django_user_model):
+def test_setup_says_what_is_wrong_with_a_weak_or_mistyped_password(client, django_user_model, setup_url):
     response = client.post(
-        reverse("first_run"),
+        setup_url,
         {
             "username": "alice",
             "password1": "12345678",
@@ -130,7 +138,7 @@ def test_setup_says_what_is_wrong_with_a_weak_or_mistyped_password(client, djang
     assert response.status_code == 200
     assert "too common" in response.text or "entirely numeric" in response.text
     response = client.post(
-        reverse("first_run"),
+        setup_url,
         {
             "username": "alice",
             "password1": PASSWORD,
