@@ -162,8 +162,13 @@ def setup_link() -> str | None:
     """
     try:
         done = subprocess.run(
-            manage("setup_link"), env=child_env(), cwd=ROOT, capture_output=True, text=True,
-            timeout=60, check=False,
+            manage("setup_link"),
+            env=child_env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -179,15 +184,25 @@ def main(argv: list[str] | None = None) -> int:
     # child finish its own clean-up and report, instead of a traceback here.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        prepared = subprocess.run(manage("serve", "--prepare"), env=child_env(), cwd=ROOT, check=False)
+        prepared = subprocess.run(
+            manage("serve", "--prepare"), env=child_env(), cwd=ROOT, check=False
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
     if prepared.returncode != 0:
         return prepared.returncode
 
     commands = {
-        "web": [sys.executable, "-m", "daphne", "-b", args.host, "-p", str(args.port),
-                "homelab.asgi:application"],
+        "web": [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            args.host,
+            "-p",
+            str(args.port),
+            "homelab.asgi:application",
+        ],
     }
     if not args.no_worker:
         commands["worker"] = manage("qcluster")

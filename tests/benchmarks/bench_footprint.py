@@ -119,7 +119,14 @@ def snapshot(root: int) -> dict[int, Proc]:
                 tree.add(pid)
                 frontier.append(pid)
     return {
-        pid: Proc(pid, stats[pid][0], _label(pid, root, parents), _pss_kb(pid), stats[pid][1], stats[pid][2])
+        pid: Proc(
+            pid,
+            stats[pid][0],
+            _label(pid, root, parents),
+            _pss_kb(pid),
+            stats[pid][1],
+            stats[pid][2],
+        )
         for pid in sorted(tree)
         if pid in stats
     }
@@ -134,9 +141,7 @@ def cpu_window(root: int, seconds: float) -> tuple[dict[int, Proc], dict[int, in
     before = snapshot(root)
     time.sleep(seconds)
     after = snapshot(root)
-    per = {
-        pid: p.ticks - (before[pid].ticks if pid in before else 0) for pid, p in after.items()
-    }
+    per = {pid: p.ticks - (before[pid].ticks if pid in before else 0) for pid, p in after.items()}
     # A process that ended in the window is in its parent's child ticks once reaped.
     return after, per, total_ticks(after) - total_ticks(before)
 
@@ -197,20 +202,28 @@ def test_footprint_idle(product, report):
     served, answered = product
     _settle(served)
     procs, ticks, total = cpu_window(served.process.pid, IDLE_SECONDS)
-    report(f"idle, no device, embedded default (SQLite, ORM broker), window {IDLE_SECONDS:.0f} s, "
-           f"{CLK_TCK} ticks/s")
+    report(
+        f"idle, no device, embedded default (SQLite, ORM broker), window {IDLE_SECONDS:.0f} s, "
+        f"{CLK_TCK} ticks/s"
+    )
     mb = report_processes(report, procs, ticks)
     supervisor = procs[served.process.pid].pss_kb / 1024
     percent = total / CLK_TCK / IDLE_SECONDS * 100
     report(f"total idle CPU: {total} ticks in {IDLE_SECONDS:.0f} s = {percent:.2f} % of one core")
     report(f"supervisor PSS: {supervisor:.1f} MB")
-    report(f"first answer after start (fresh data directory, migrations included): {answered:.1f} s")
+    report(
+        f"first answer after start (fresh data directory, migrations included): {answered:.1f} s"
+    )
     latency = _queue_latency(served)
-    report(f"queued task -> result stored (the wait before a deployment starts): median "
-           f"{statistics.median(latency) * 1000:.0f} ms, max {max(latency) * 1000:.0f} ms "
-           f"({len(latency)} runs)")
-    report(f"SUMMARY idle: total {mb:.1f} MB, supervisor {supervisor:.1f} MB, "
-           f"{total} ticks/{IDLE_SECONDS:.0f} s = {percent:.2f} %")
+    report(
+        f"queued task -> result stored (the wait before a deployment starts): median "
+        f"{statistics.median(latency) * 1000:.0f} ms, max {max(latency) * 1000:.0f} ms "
+        f"({len(latency)} runs)"
+    )
+    report(
+        f"SUMMARY idle: total {mb:.1f} MB, supervisor {supervisor:.1f} MB, "
+        f"{total} ticks/{IDLE_SECONDS:.0f} s = {percent:.2f} %"
+    )
     report(MAIN_FIGURES)
     report(GOALS)
 
@@ -221,7 +234,9 @@ def test_footprint_idle(product, report):
 def _api(served: Served, token: str, method: str, path: str, body=None):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        f"http://127.0.0.1:{served.port}/api/v1{path}", data=data, method=method,
+        f"http://127.0.0.1:{served.port}/api/v1{path}",
+        data=data,
+        method=method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
@@ -232,8 +247,14 @@ def _api(served: Served, token: str, method: str, path: str, body=None):
 
 
 def _manage(env: dict, *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -247,14 +268,25 @@ def busy_product(lab, tmp_path):
     served = Served(data)
     served.wait_http()
     env = served_env(data, {"DJANGO_SUPERUSER_PASSWORD": "bench-" + secrets.token_hex(8)})
-    _manage(env, "createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com")
+    _manage(
+        env, "createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com"
+    )
     token = _manage(env, "issue_api_token", "bench").strip().splitlines()[-1]
     device_ids = {}
     for device in lab.devices[:3]:
-        status, body = _api(served, token, "POST", "/devices", {
-            "name": f"bench-{device.name}", "address": device.address, "port": device.port,
-            "username": device.username, "password": device.password,
-        })
+        status, body = _api(
+            served,
+            token,
+            "POST",
+            "/devices",
+            {
+                "name": f"bench-{device.name}",
+                "address": device.address,
+                "port": device.port,
+                "username": device.username,
+                "password": device.password,
+            },
+        )
         assert status == 201, body
         device_ids[device.name] = body["id"]
     yield served, token, device_ids
@@ -271,9 +303,13 @@ def test_footprint_busy_three_devices_polled_and_a_deployment(lab, busy_product,
     _settle(served)
     procs, ticks, total = cpu_window(root, IDLE_SECONDS)
     percent = total / CLK_TCK / IDLE_SECONDS * 100
-    report(f"3 lab devices polled every 30 s ({', '.join(device_ids)}), window {IDLE_SECONDS:.0f} s")
+    report(
+        f"3 lab devices polled every 30 s ({', '.join(device_ids)}), window {IDLE_SECONDS:.0f} s"
+    )
     polled_mb = report_processes(report, procs, ticks)
-    report(f"CPU with 3 devices polled: {total} ticks in {IDLE_SECONDS:.0f} s = {percent:.2f} % of one core")
+    report(
+        f"CPU with 3 devices polled: {total} ticks in {IDLE_SECONDS:.0f} s = {percent:.2f} % of one core"
+    )
 
     recipe = load_catalog().get(RECIPE)
     if DEPLOY_DEVICE not in device_ids:
@@ -281,8 +317,13 @@ def test_footprint_busy_three_devices_polled_and_a_deployment(lab, busy_product,
     for image in sorted(recipe.images):
         lab.exec(DEPLOY_DEVICE, ["docker", "pull", image], check=True)
     config = {"ports": {recipe.manifest.ports[0].name: 20000 + secrets.randbelow(20000)}}
-    status, body = _api(served, token, "POST", f"/applications/{RECIPE}/deploy",
-                        {"device_id": device_ids[DEPLOY_DEVICE], "instance": "footprint", "config": config})
+    status, body = _api(
+        served,
+        token,
+        "POST",
+        f"/applications/{RECIPE}/deploy",
+        {"device_id": device_ids[DEPLOY_DEVICE], "instance": "footprint", "config": config},
+    )
     assert status == 202, body
     deployment_id = body["deployment_id"]
     peak, peak_procs, final = 0, {}, None
@@ -301,7 +342,9 @@ def test_footprint_busy_three_devices_polled_and_a_deployment(lab, busy_product,
     report(f"during the deployment of {RECIPE} on {DEPLOY_DEVICE} (largest total seen):")
     report_processes(report, peak_procs, None)
     _api(served, token, "DELETE", f"/deployments/{deployment_id}?delete_data=true")
-    report(f"SUMMARY busy: polled {polled_mb:.1f} MB, {percent:.2f} % CPU; during a deployment "
-           f"{peak:.1f} MB")
+    report(
+        f"SUMMARY busy: polled {polled_mb:.1f} MB, {percent:.2f} % CPU; during a deployment "
+        f"{peak:.1f} MB"
+    )
     report(MAIN_FIGURES)
     report(GOALS)
