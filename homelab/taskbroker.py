@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from django.conf import settings
+from django.db import connections
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
@@ -28,7 +28,8 @@ FULL_CHECK_SECONDS = 30.0
 class SQLiteORM(ORM):
     def __init__(self, list_key: str | None = None):
         super().__init__(list_key=list_key)
-        name = str(settings.DATABASES[Conf.ORM or "default"]["NAME"])
+        # The connection's own name (a test run renames the database there).
+        name = str(connections[Conf.ORM or "default"].settings_dict["NAME"])
         self._files = (name, f"{name}-wal")
         self._seen: tuple | None = None
         self._queried_at = 0.0
