@@ -5,6 +5,11 @@ import sys
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["serve"]:
+        # The supervisor never imports Django (it stays small while it runs).
+        from homelab.supervisor import main as serve
+
+        sys.exit(serve(sys.argv[2:]))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "homelab.settings")
     from django.core.management import execute_from_command_line
 

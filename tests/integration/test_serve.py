@@ -43,6 +43,12 @@ def test_serve_starts_web_and_worker_on_a_fresh_data_directory(served, tmp_path)
         assert oct((data / name).stat().st_mode & 0o777) == "0o600"
     # WAL mode is on for the embedded database.
     assert (data / "homelab.sqlite3-wal").exists()
+    # The supervisor (serve's own process, after its hand-over) never loads Django: it stays
+    # small (issue 18: at most 15 MB; it was 83 MB when it imported Django).
+    rollup = Path(f"/proc/{served.process.pid}/smaps_rollup").read_text()
+    pss_kb = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    assert pss_kb < 15 * 1024, f"the supervisor uses {pss_kb / 1024:.1f} MB"
+    assert "homelab.supervisor" in Path(f"/proc/{served.process.pid}/cmdline").read_text()
 
 
 def test_serve_restarts_a_crashed_worker_and_stops_both_on_sigterm(served):
