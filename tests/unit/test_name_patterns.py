@@ -41,14 +41,8 @@ def _regex(module: str, name: str) -> Callable[[str], bool]:
 
 
 def _root_re() -> Callable[[str], bool]:
-    # HOMELAB_DEPLOY_ROOT's pattern: in marketplace.shell, or wherever it moved.
-    for module in ("marketplace.shell", "devices.shell", "devices.ssh", "devices.remote"):
-        try:
-            pattern = importlib.import_module(module).ROOT_RE
-        except (ImportError, AttributeError):
-            continue
-        return lambda value: pattern.match(value) is not None
-    raise AssertionError("ROOT_RE not found")
+    # HOMELAB_DEPLOY_ROOT's pattern
+    return _regex("devices.compose", "ROOT_RE")
 
 
 def _django(module: str, name: str) -> Callable[[str], bool]:

@@ -46,7 +46,7 @@ def test_pooled_database_passwords_are_masked_in_logs(monkeypatch):
     )
     PooledDatabase.objects.create(
         instance=instance,
-        deployment=deployment,
+        project=deployment.project,
         database_name="n8n_default",
         role_name="n8n_default",
         password=POOLED_PASSWORD,
