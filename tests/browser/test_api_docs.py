@@ -35,7 +35,7 @@ def test_the_api_docs_list_the_endpoints_without_internet(server, chromium):  # 
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        page.goto(server + "/")
+        page.goto(server.setup_link())
         page.fill("#id_username", ADMIN_USER)
         page.fill("#id_password1", ADMIN_PASSWORD)
         page.fill("#id_password2", ADMIN_PASSWORD)

@@ -57,7 +57,7 @@ def test_a_phone_gets_a_compact_menu_and_every_app_action(server, chromium, tmp_
     page.set_default_timeout(30_000)
     shot = visit.shot
     try:
-        page.goto(server + "/")
+        page.goto(server.setup_link())
         page.fill("#id_username", ADMIN_USER)
         page.fill("#id_password1", ADMIN_PASSWORD)
         page.fill("#id_password2", ADMIN_PASSWORD)
