@@ -61,7 +61,7 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
         shot("01-catalog")
         page.fill("#id_q", "password")
         page.locator("#app-cards .app-card").first.wait_for()
-        page.wait_for_function("document.querySelectorAll('#app-cards .app-card').length === 1")
+        page.wait_for_function("() => document.querySelectorAll('#app-cards .app-card').length === 1")
         assert "Vaultwarden" in page.locator("#app-cards").inner_text()
         shot("02-search")
         page.locator("#app-cards").get_by_role("link", name="Vaultwarden").click()

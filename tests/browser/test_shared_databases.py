@@ -99,7 +99,7 @@ def test_three_apps_share_one_postgresql_as_a_person_sees_it(server, chromium, l
                 shot("10-own-database-server")
                 page.get_by_label("Give this app its own database server").uncheck()
                 page.wait_for_function(
-                    "!document.querySelector('#compose-preview').innerText"
+                    "() => !document.querySelector('#compose-preview').innerText"
                     ".includes('postgres:16-alpine')"
                 )
             page.fill("#id_port_web", str(20000 + pysecrets.randbelow(20000)))
