@@ -154,15 +154,22 @@ def _already_added(
         how = "same SSH host key: the same machine under another address"
     if same is None:
         return None
+    fixes = [
+        f"Nothing to add: {same.name} is already in your homelab; open its page to "
+        "change its name or how it is reached.",
+        "If this really is another machine, check the address you typed.",
+    ]
+    if how.startswith("same SSH host key"):
+        fixes.append(
+            "If it is another machine made from a copy of the same SD card or disk image, "
+            "give it its own SSH host keys (on it: sudo rm /etc/ssh/ssh_host_* && "
+            "sudo ssh-keygen -A && sudo systemctl restart ssh), then add it again."
+        )
     return DeviceError(
         f"This is {same.name}, already added ({how}).",
         status="conflict",
         field="address",
-        fixes=[
-            f"Nothing to add: {same.name} is already in your homelab; open its page to "
-            "change its name or how it is reached.",
-            "If this really is another machine, check the address you typed.",
-        ],
+        fixes=fixes,
     )
 
 

@@ -131,6 +131,7 @@ def test_the_wizard_refuses_a_known_host_key_under_another_address(signed_in, ss
     )
     text = response.content.decode()
     assert "This is lab-server-1, already added (same SSH host key" in text, text[:3000]
+    assert "copy of the same SD card" in text  # what to do when it really is another machine
     assert Device.objects.count() == 1
 
 

@@ -37,6 +37,9 @@ if [ ! -e /etc/lab-first-boot-done ]; then
     if [ -n "${LAB_ROOT_PASSWORD:-}" ]; then
         echo "root:${LAB_ROOT_PASSWORD}" | chpasswd
     fi
+    # Each device its own SSH host keys, as real machines have: the image's keys are shared
+    # by every container made from it (the product takes one host key for one machine).
+    rm -f /etc/ssh/ssh_host_*
     touch /etc/lab-first-boot-done
 fi
 
