@@ -25,7 +25,7 @@ class DiscoveryError(DeviceError):
     """A network that cannot be scanned; the message says what to enter instead."""
 
     def __init__(self, message: str):
-        super().__init__(message, status="invalid", field="cidr")
+        super().__init__(message, device_status="invalid", field="cidr")
 
 
 @dataclass

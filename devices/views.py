@@ -25,6 +25,7 @@ from devices.models import Device, DeviceMetric, DeviceStatus
 from devices.selectors import device_health, resources_summary
 from devices.services import DeviceError
 from devices.status import status_help
+from homelab.core.web import show_error
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ UNEXPECTED_FIXES = [
 def _unexpected(action: str) -> DeviceError:
     return DeviceError(
         f"Something unexpected went wrong while {action}. Nothing was changed.",
-        status="error",
+        device_status="error",
         fixes=UNEXPECTED_FIXES,
     )
 
@@ -160,7 +161,7 @@ def device_add(request: HttpRequest) -> HttpResponse:
         not request.htmx
         or (
             error is not None
-            and (error.status == DeviceStatus.AUTH_FAILED or error.field == "password")
+            and (error.device_status == DeviceStatus.AUTH_FAILED or error.field == "password")
         )
     )
     if check is not None and check.ok:
@@ -284,7 +285,7 @@ def device_check(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         device = services.device_poll(device_id=device.pk)
     except DeviceError as exc:
-        messages.error(request, f"{exc.message} {' '.join(exc.fixes)}".strip())
+        show_error(request, exc)
     except Exception:
         logger.exception("Checking device %s failed unexpectedly", device.pk)
         messages.error(request, _unexpected("checking the device").message)
@@ -306,7 +307,7 @@ def device_trust_host_key(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         services.device_accept_host_key(device=device)
     except DeviceError as exc:
-        messages.error(request, f"{exc.message} {' '.join(exc.fixes)}".strip())
+        show_error(request, exc)
     except Exception:
         logger.exception("Accepting the new host key of device %s failed", device.pk)
         messages.error(request, _unexpected("trusting the new identity").message)
@@ -330,10 +331,7 @@ def device_edit(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.device_update(device=device, **changes)
         except DeviceError as exc:
-            if exc.field in form.fields:
-                form.add_error(exc.field, exc.message)
-            else:
-                form.add_error(None, exc.message)
+            show_error(request, exc, form=form, with_fixes=False)
             return render(
                 request, "devices/edit.html", {"device": device, "form": form, "error": exc}
             )
@@ -356,7 +354,7 @@ def device_remove(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.device_remove(device=device)
         except DeviceError as exc:
-            messages.error(request, f"{exc.message} {' '.join(exc.fixes)}".strip())
+            show_error(request, exc)
             return redirect("device_detail", pk=pk)
         messages.success(request, f"{name} was removed from your homelab.")
         return redirect("device_list")

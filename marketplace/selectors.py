@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
+from docker.errors import DockerException
 
 from devices import ssh
+from marketplace.errors import DeploymentError
 from marketplace.models import FINISHED_STATUSES, Deployment, DeploymentStatus
 from marketplace.preflight import host_ports
 from marketplace.recipes import load_catalog
@@ -92,8 +94,16 @@ def deployment_usage(*, deployment: Deployment) -> dict:
     2. One stats sample each: memory = usage minus inactive file cache (as `docker stats`
        shows it); CPU % = container CPU time delta / system CPU time delta x online CPUs.
     Returns {"memory_bytes", "cpu_percent", "containers": [{"name", "memory_bytes",
-    "cpu_percent", "state"}]}; raises devices.ssh.SSHError when the device does not answer.
+    "cpu_percent", "state"}]}; raises a 502 DeploymentError when the device or its Docker
+    does not answer.
     """
+    try:
+        return _usage(deployment)
+    except (ssh.SSHError, DockerException) as exc:
+        raise DeploymentError.unreachable(deployment.device.name, exc, field="deployment") from None
+
+
+def _usage(deployment: Deployment) -> dict:
     client = ssh.docker_client(deployment.device)
     containers = client.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={deployment.project}"}

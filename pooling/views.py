@@ -10,7 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from devices.ssh import SSHError
+from homelab.core.errors import HomelabError
+from homelab.core.web import show_error
 from pooling import selectors, services
 
 
@@ -48,12 +49,8 @@ def shared_instance_remove(request: HttpRequest, instance_id: int) -> HttpRespon
     instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
     try:
         services.shared_instance_remove_unused(instance=instance)
-    except services.PoolingError as exc:
-        messages.error(request, exc.message)
-    except SSHError as exc:
-        messages.error(
-            request, f"{instance.device.name} did not answer ({exc}); try again in a moment."
-        )
+    except HomelabError as exc:
+        show_error(request, exc)
     else:
         messages.success(
             request,

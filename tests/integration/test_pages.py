@@ -376,7 +376,7 @@ def test_wizard_shows_a_device_error_next_to_its_field(signed_in, monkeypatch, h
     def refuse(**kwargs):
         raise DeviceError(
             "The device refused the login.",
-            status=DeviceStatus.AUTH_FAILED,
+            device_status=DeviceStatus.AUTH_FAILED,
             fixes=["Check the password."],
             field="password",
         )
