@@ -7,18 +7,16 @@ from docker.errors import DockerException
 
 from devices import ssh
 from marketplace.errors import DeploymentError
-from marketplace.models import FINISHED_STATUSES, Deployment, DeploymentStatus
+from marketplace.models import Deployment, DeploymentStatus
 from marketplace.preflight import host_ports
 from marketplace.recipes import load_catalog
 from pooling.hooks import LiveApp
-
-NOT_COUNTED = (DeploymentStatus.REMOVED, DeploymentStatus.ROLLED_BACK)
 
 
 def apps_counts() -> tuple[int, int]:
     """(apps total, apps running) for the dashboard: every deployment not removed or
     rolled back, and those running."""
-    row = Deployment.objects.exclude(status__in=NOT_COUNTED).aggregate(
+    row = Deployment.objects.counted().aggregate(
         total=Count("id"), running=Count("id", filter=Q(status=DeploymentStatus.RUNNING))
     )
     return int(row["total"] or 0), int(row["running"] or 0)
@@ -74,7 +72,7 @@ def kept_data_sentence(*, device, project: str) -> str:
 def host_ports_in_use(*, device_ids: list[int] | None = None) -> dict[int, set[int]]:
     """Host ports each device's live deployments publish, for placement's port check."""
     catalog = load_catalog()
-    queryset = Deployment.objects.exclude(status__in=FINISHED_STATUSES)
+    queryset = Deployment.objects.live()
     if device_ids is not None:
         queryset = queryset.filter(device_id__in=device_ids)
     ports: dict[int, set[int]] = {}
@@ -154,9 +152,7 @@ def live_apps_for_pooling() -> list[LiveApp]:
     recommendations and notes (registered as pooling.hooks' live apps provider)."""
     catalog = load_catalog()
     out = []
-    deployments = Deployment.objects.filter(status__in=("running", "stopped")).select_related(
-        "device"
-    )
+    deployments = Deployment.objects.installed().select_related("device")
     for deployment in deployments:
         recipe = catalog.recipes.get(deployment.slug)
         if recipe is None:
@@ -182,7 +178,7 @@ def dashboard_figures() -> dict:
 
 def live_app_names(device) -> list[str]:
     """devices.hooks.device_removal_blockers: the apps that still live on the device."""
-    queryset = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
+    queryset = Deployment.objects.filter(device=device).live()
     return [
         f"{name} ({instance})" for name, instance in queryset.values_list("app_name", "instance")
     ]

@@ -34,7 +34,6 @@ from marketplace.compose import (
 )
 from marketplace.errors import DeploymentError
 from marketplace.models import (
-    FINISHED_STATUSES,
     TRANSIENT_STATUSES,
     Deployment,
     DeploymentStatus,
@@ -146,10 +145,6 @@ def _check_instance(instance) -> str:
     return instance
 
 
-def _live(queryset):
-    return queryset.exclude(status__in=FINISHED_STATUSES)
-
-
 def _choose_device(recipe: Recipe, ports: list[int]) -> Device:
     ranking = placement_rank(requirements=requirements_of(recipe, ports=ports))
     if ranking.recommended_device_id is None:
@@ -202,7 +197,7 @@ def deployment_create(
     clean = _clean_config(recipe, config, instance)
     ports_wanted = [port for _, port, _ in host_ports(recipe, clean)]
 
-    existing = _live(Deployment.objects.filter(slug=slug, instance=instance))
+    existing = Deployment.objects.filter(slug=slug, instance=instance).live()
     if device_id is not None:
         existing = existing.filter(device_id=device_id)
     found = existing.select_related("device").first()
@@ -267,9 +262,9 @@ def deployment_create(
                 transaction.on_commit(lambda: enqueue_run(deployment_id))
     except IntegrityError:
         # another request created the same deployment a moment ago: that one wins
-        found = _live(
-            Deployment.objects.filter(slug=slug, instance=instance, device=device)
-        ).first()
+        found = (
+            Deployment.objects.filter(slug=slug, instance=instance, device=device).live().first()
+        )
         if found is None:
             raise
         return found
@@ -454,11 +449,8 @@ def deployment_remove(
             )
         deployment.status = DeploymentStatus.REMOVING
         successor = (
-            _live(
-                Deployment.objects.filter(
-                    device_id=deployment.device_id, project=deployment.project
-                )
-            )
+            Deployment.objects.filter(device_id=deployment.device_id, project=deployment.project)
+            .live()
             .exclude(pk=deployment.pk)
             .exists()
         )

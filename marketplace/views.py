@@ -21,7 +21,7 @@ from homelab.core.web import show_error
 from marketplace import selectors, services
 from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
-from marketplace.models import Deployment, DeploymentStatus
+from marketplace.models import Deployment
 from marketplace.preflight import requirements_of
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
 from marketplace.selectors import deployment_usage as read_usage
@@ -77,11 +77,7 @@ def app_catalog(request: HttpRequest) -> HttpResponse:
 
 def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = _recipe_or_404(slug)
-    live = (
-        selectors.deployments_list()
-        .filter(slug=slug)
-        .exclude(status__in=[DeploymentStatus.ROLLED_BACK, DeploymentStatus.FAILED])
-    )
+    live = selectors.deployments_list().filter(slug=slug).live()
     return render(
         request,
         "marketplace/app_detail.html",
