@@ -8,7 +8,6 @@ else gets the whole page, so each page also works as a plain form post.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -21,16 +20,20 @@ from django_htmx.http import HttpResponseClientRedirect, reswap
 from devices import services
 from devices.discovery import discovery_scan, suggest_local_cidr
 from devices.forms import DeviceEditForm, DeviceWizardForm, ScanForm
-from devices.models import Device, DeviceMetric, DeviceStatus
-from devices.selectors import device_health, resources_summary
+from devices.models import Device, DeviceStatus
+from devices.selectors import (
+    dashboard_cards,
+    device_health,
+    device_history,
+    resources_summary,
+    running_out_of,
+)
 from devices.services import DeviceError
 from devices.status import status_help
 from homelab.core.web import show_error
 
 logger = logging.getLogger(__name__)
 
-HEALTH_ORDER = {"red": 0, "yellow": 1, "green": 2}
-HISTORY_HOURS = 6
 
 UNEXPECTED_FIXES = [
     "Try again in a moment.",
@@ -49,30 +52,6 @@ def _unexpected(action: str) -> DeviceError:
 # --- Dashboard -----------------------------------------------------------------------
 
 
-def _running_out_of(device: Device) -> list[str]:
-    """What an online device has less than 10 % left of, in words."""
-    if not device.is_online:
-        return []
-    return [
-        part
-        for part, pct in (
-            ("memory", device.ram_percent),
-            ("storage", device.storage_percent),
-            ("processor time", device.cpu_usage_percent),
-        )
-        if pct is not None and pct > 90
-    ]
-
-
-def _device_cards(devices: list[Device]) -> list[Device]:
-    """Each device with its health colour and status words; overloaded ones first."""
-    for device in devices:
-        device.health = device_health(device)
-        device.help = None if device.status == DeviceStatus.ONLINE else status_help(device)
-        device.running_out_of = _running_out_of(device)
-    return sorted(devices, key=lambda d: (HEALTH_ORDER.get(d.health, 3), d.name.lower()))
-
-
 def dashboard(request: HttpRequest) -> HttpResponse:
     """ "Your Homelab": the pooled resources and a health card per device.
 
@@ -81,7 +60,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """
     devices = list(Device.objects.all())
     context = {
-        "devices": _device_cards(devices),
+        "devices": dashboard_cards(devices),
         "summary": resources_summary() if devices else None,
         "updated": timezone.now(),
     }
@@ -230,49 +209,14 @@ def device_list(request: HttpRequest) -> HttpResponse:
     return render(request, "devices/list.html", {"devices": devices})
 
 
-def _history(device: Device) -> dict:
-    since = timezone.now() - timedelta(hours=HISTORY_HOURS)
-    rows = list(
-        DeviceMetric.objects.filter(device=device, time__gte=since)
-        .order_by("time")
-        .values("time", "online", "ram_total_bytes", "ram_used_bytes", "cpu_usage_percent")
-    )
-    # Keep the sparkline light: at most ~120 points, evenly picked.
-    stride = max(1, len(rows) // 120)
-    sampled = rows[::stride]
-    ram = [
-        100.0 * r["ram_used_bytes"] / r["ram_total_bytes"]
-        if r["online"] and r["ram_total_bytes"] and r["ram_used_bytes"] is not None
-        else None
-        for r in sampled
-    ]
-    cpu = [r["cpu_usage_percent"] if r["online"] else None for r in sampled]
-    recent = list(reversed(rows[-12:]))
-    for row in recent:
-        row["ram_percent"] = (
-            100.0 * row["ram_used_bytes"] / row["ram_total_bytes"]
-            if row["ram_total_bytes"] and row["ram_used_bytes"] is not None
-            else None
-        )
-    online = sum(1 for r in rows if r["online"])
-    return {
-        "ram_series": ram,
-        "cpu_series": cpu,
-        "recent": recent,
-        "count": len(rows),
-        "availability_percent": 100.0 * online / len(rows) if rows else None,
-        "hours": HISTORY_HOURS,
-    }
-
-
 def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     device = get_object_or_404(Device, pk=pk)
     context = {
         "device": device,
         "health": device_health(device),
         "help": status_help(device),
-        "running_out_of": _running_out_of(device),
-        "history": _history(device),
+        "running_out_of": running_out_of(device),
+        "history": device_history(device),
         "identity_changed": device.status == DeviceStatus.HOST_KEY_CHANGED,
     }
     return render(request, "devices/detail.html", context)

@@ -197,14 +197,7 @@ def _out(deployment: Deployment) -> dict:
 @router.get("/applications", response=CatalogOut)
 def applications(request: HttpRequest, category: str | None = None, q: str | None = None):
     catalog = load_catalog()
-    apps = list(catalog.recipes.values())
-    if category:
-        apps = [a for a in apps if a.category == category]
-    if q:
-        needle = q.lower()
-        apps = [
-            a for a in apps if needle in a.name.lower() or needle in a.manifest.description.lower()
-        ]
+    apps = selectors.catalog_search(query=q or "", category=category or "", catalog=catalog)
     return {
         "applications": [_app(a) for a in apps],
         "invalid": [

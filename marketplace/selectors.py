@@ -9,7 +9,7 @@ from devices import ssh
 from marketplace.errors import DeploymentError
 from marketplace.models import Deployment, DeploymentStatus
 from marketplace.preflight import host_ports
-from marketplace.recipes import load_catalog
+from marketplace.recipes import Recipe, load_catalog
 from pooling.hooks import LiveApp
 
 
@@ -20,6 +20,27 @@ def apps_counts() -> tuple[int, int]:
         total=Count("id"), running=Count("id", filter=Q(status=DeploymentStatus.RUNNING))
     )
     return int(row["total"] or 0), int(row["running"] or 0)
+
+
+def catalog_search(*, query: str = "", category: str = "", catalog=None) -> list[Recipe]:
+    """The catalog's valid apps that match, in catalog order (the page and the API).
+
+    `query` matches, case-insensitively and ignoring surrounding spaces, a part of the
+    app's name, description or category; `category` keeps that category only.
+    """
+    catalog = catalog or load_catalog()
+    needle = (query or "").strip().lower()
+    return [
+        recipe
+        for recipe in catalog.recipes.values()
+        if (not category or recipe.category == category)
+        and (
+            not needle
+            or needle in recipe.name.lower()
+            or needle in recipe.manifest.description.lower()
+            or needle in recipe.category.lower()
+        )
+    ]
 
 
 def deployments_list(

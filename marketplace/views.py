@@ -50,19 +50,9 @@ def app_catalog(request: HttpRequest) -> HttpResponse:
     form = CatalogFilterForm(request.GET or None, categories=catalog.categories)
     query, category = "", ""
     if form.is_valid():
-        query = form.cleaned_data["q"].strip().lower()
+        query = form.cleaned_data["q"].strip()
         category = form.cleaned_data["category"]
-    recipes = [
-        r
-        for r in catalog.recipes.values()
-        if (not category or r.category == category)
-        and (
-            not query
-            or query in r.name.lower()
-            or query in r.manifest.description.lower()
-            or query in r.category
-        )
-    ]
+    recipes = selectors.catalog_search(query=query, category=category, catalog=catalog)
     context = {
         "form": form,
         "recipes": recipes,
