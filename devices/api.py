@@ -9,7 +9,7 @@ from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
 from devices import services
-from devices.discovery import DiscoveryBusy, DiscoveryError, discovery_scan
+from devices.discovery import discovery_scan
 from devices.models import Device
 from devices.selectors import resources_summary
 from devices.ssh import fingerprint
@@ -126,11 +126,6 @@ def _device_out(device: Device) -> dict:
     return data
 
 
-def _error(exc: services.DeviceError) -> tuple[int, dict]:
-    code = 422 if exc.status == "invalid" else 409 if exc.status == "conflict" else 400
-    return code, {"detail": exc.message, "status": exc.status, "field": exc.field, "fixes": exc.fixes}
-
-
 @router.get("", response=list[DeviceOut])
 def list_devices(request):
     return [_device_out(d) for d in Device.objects.all()]
@@ -144,20 +139,17 @@ def add_device(request, payload: DeviceIn):
             "status": "invalid",
             "field": "password",
         }
-    try:
-        device = services.device_add(
-            name=payload.name,
-            address=payload.address,
-            port=payload.port,
-            username=payload.username,
-            password=payload.password or None,
-            private_key=payload.private_key or None,
-            device_type=payload.type,
-            location=payload.location,
-            always_on=payload.always_on,
-        )
-    except services.DeviceError as exc:
-        return _error(exc)
+    device = services.device_add(
+        name=payload.name,
+        address=payload.address,
+        port=payload.port,
+        username=payload.username,
+        password=payload.password or None,
+        private_key=payload.private_key or None,
+        device_type=payload.type,
+        location=payload.location,
+        always_on=payload.always_on,
+    )
     return 201, _device_out(device)
 
 
@@ -173,19 +165,13 @@ def update_device(request, device_id: int, payload: DevicePatch):
     if "type" in changes:
         changes["device_type"] = changes.pop("type")
     changes = {key: value for key, value in changes.items() if value is not None}
-    try:
-        device = services.device_update(device=device, **changes)
-    except services.DeviceError as exc:
-        return _error(exc)
+    device = services.device_update(device=device, **changes)
     return 200, _device_out(device)
 
 
 @router.delete("/{int:device_id}", response={204: None, 404: ErrorOut, 409: ErrorOut})
 def remove_device(request, device_id: int):
-    try:
-        services.device_remove(device=_get(device_id))
-    except services.DeviceError as exc:
-        return _error(exc)
+    services.device_remove(device=_get(device_id))
     return 204, None
 
 
@@ -203,23 +189,15 @@ def accept_host_key(request, device_id: int, payload: AcceptHostKeyIn):
     device = _get(device_id)
     if not device.offered_host_key:
         return 400, {"detail": "This device's identity has not changed; there is nothing to accept."}
-    try:
-        device = services.device_accept_host_key(device=device, fingerprint=payload.fingerprint)
-    except services.DeviceError as exc:
-        return _error(exc)
+    device = services.device_accept_host_key(device=device, fingerprint=payload.fingerprint)
     return 200, _device_out(device)
 
 
 @router.post("/discover", response={200: list[CandidateOut], 422: ErrorOut, 429: ErrorOut})
 def discover(request, payload: DiscoverIn):
-    try:
-        candidates = discovery_scan(
-            cidr=payload.cidr, confirm_public=payload.confirm_public, who=f"user:{request.user.pk}"
-        )
-    except DiscoveryBusy as exc:
-        return 429, {"detail": str(exc), "status": "busy", "field": "cidr"}
-    except DiscoveryError as exc:
-        return 422, {"detail": str(exc), "status": "invalid", "field": "cidr"}
+    candidates = discovery_scan(
+        cidr=payload.cidr, confirm_public=payload.confirm_public, who=f"user:{request.user.pk}"
+    )
     return 200, [
         {
             "address": c.address,

@@ -11,6 +11,7 @@ from devices import ssh
 from devices.models import DeviceStatus
 from devices.polling import docker_status
 from devices.status import help_for_status
+from homelab.core.formatting import format_bytes
 
 # Below this much free space on Docker's filesystem the pre-flight warns.
 MIN_FREE_DISK_BYTES = 2 * 1024**3
@@ -115,7 +116,7 @@ def preflight_steps(m: metrics_module.Metrics, *, username: str) -> list[CheckSt
 
 
 def _gb(value: int) -> str:
-    return f"{value / 1024**3:.1f} GB"
+    return format_bytes(value)
 
 
 # --- services -------------------------------------------------------------------------------

@@ -15,8 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from devices.models import Device
-from devices.selectors import resources_summary
-from devices.views import _device_cards
+from devices.selectors import dashboard_cards, resources_summary
 
 DASHBOARD_GROUP = "dashboard"
 
@@ -27,7 +26,7 @@ def _render_live() -> str:
     return render_to_string(
         "devices/_dashboard_live.html",
         {
-            "devices": _device_cards(devices),
+            "devices": dashboard_cards(devices),
             "summary": resources_summary() if devices else None,
             "updated": timezone.now(),
         },

@@ -32,14 +32,14 @@ class DiscoveryError(DeviceError):
     """A network that cannot be scanned; the message says what to enter instead."""
 
     def __init__(self, message: str):
-        super().__init__(message, status="invalid", field="cidr")
+        super().__init__(message, device_status="invalid", field="cidr")
 
 
 class DiscoveryBusy(DeviceError):
     """This person is already scanning, or scanned too often in the last minute."""
 
     def __init__(self, message: str):
-        super().__init__(message, status="busy", field="cidr")
+        super().__init__(message, device_status="busy", field="cidr", code=429)
 
 
 HOME_NETWORKS = [

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from devices.models import DeviceLease
+from homelab.core.errors import HomelabError
 
 LEASE_TTL = timedelta(minutes=30)
 LEASE_WAIT_SECONDS = 600.0
@@ -28,12 +29,12 @@ BUSY_MESSAGE = (
 )
 
 
-class DeviceBusy(Exception):
-    """Another holder kept the device's lease for longer than the caller would wait."""
+class DeviceBusy(HomelabError):
+    """Another holder kept the device's lease for longer than the caller would wait (409)."""
 
-    def __init__(self, message: str = BUSY_MESSAGE):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str = BUSY_MESSAGE, **kwargs):
+        kwargs.setdefault("code", 409)
+        super().__init__(message, **kwargs)
 
 
 @contextmanager

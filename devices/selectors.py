@@ -7,8 +7,13 @@ through devices.hooks.dashboard_figures; without them those are 0 (or empty).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
+
 from devices import hooks
-from devices.models import Device, DeviceStatus
+from devices.models import Device, DeviceMetric, DeviceStatus
+from devices.status import status_help
 
 HEALTH_YELLOW_PERCENT = 70.0
 HEALTH_RED_PERCENT = 90.0
@@ -84,3 +89,102 @@ def devices_with_health() -> list[Device]:
         device.load_percent = device_load_percent(device)
     devices.sort(key=lambda d: (order[d.health], d.name))
     return devices
+
+
+# ------------------------------------------------------------------ dashboard and history
+HEALTH_ORDER = {"red": 0, "yellow": 1, "green": 2}
+HISTORY_HOURS = 6
+
+
+def running_out_of(device: Device) -> list[str]:
+    """What an online device has less than 10 % left of, in words."""
+    if not device.is_online:
+        return []
+    return [
+        part
+        for part, pct in (
+            ("memory", device.ram_percent),
+            ("storage", device.storage_percent),
+            ("processor time", device.cpu_usage_percent),
+        )
+        if pct is not None and pct > 90
+    ]
+
+
+def dashboard_cards(devices: list[Device]) -> list[Device]:
+    """Each device with its health colour, status words and apps; overloaded ones first."""
+    apps = hooks.apps_on_devices([device.pk for device in devices])
+    for device in devices:
+        device.apps = apps.get(device.pk, [])
+        device.health = device_health(device)
+        device.help = None if device.status == DeviceStatus.ONLINE else status_help(device)
+        device.running_out_of = running_out_of(device)
+    return sorted(devices, key=lambda d: (HEALTH_ORDER.get(d.health, 3), d.name.lower()))
+
+
+def _ago(moment) -> str:
+    """ "5 min ago", "3 h ago", "2 days ago", "just now"."""
+    seconds = max(0, int((timezone.now() - moment).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    days = seconds // 86400
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def totals_heading(devices: list[Device]) -> str:
+    """What the totals count: "Total resources across 2 online devices (lab-pi offline,
+    last seen 5 min ago)". The totals leave out devices that are not online, so say so."""
+    online = [d for d in devices if d.status == DeviceStatus.ONLINE]
+    others = sorted((d for d in devices if d.status != DeviceStatus.ONLINE), key=lambda d: d.name)
+    count = len(online)
+    heading = f"Total resources across {count} {'online ' if others else ''}device{'' if count == 1 else 's'}"
+    if not others:
+        return heading
+    notes = []
+    for device in others:
+        note = f"{device.name} {device.get_status_display().lower()}"
+        if device.last_seen:
+            note += f", last seen {_ago(device.last_seen)}"
+        notes.append(note)
+    return f"{heading} ({'; '.join(notes)})"
+
+
+def device_history(device: Device, *, hours: int = HISTORY_HOURS) -> dict:
+    """The device's last `hours` of metrics for its page: sparkline series (RAM and CPU
+    percent, None while offline), the 12 latest rows, the count and the availability."""
+    since = timezone.now() - timedelta(hours=hours)
+    rows = list(
+        DeviceMetric.objects.filter(device=device, time__gte=since)
+        .order_by("time")
+        .values("time", "online", "ram_total_bytes", "ram_used_bytes", "cpu_usage_percent")
+    )
+    # Keep the sparkline light: at most ~120 points, evenly picked.
+    stride = max(1, len(rows) // 120)
+    sampled = rows[::stride]
+    ram = [
+        100.0 * r["ram_used_bytes"] / r["ram_total_bytes"]
+        if r["online"] and r["ram_total_bytes"] and r["ram_used_bytes"] is not None
+        else None
+        for r in sampled
+    ]
+    cpu = [r["cpu_usage_percent"] if r["online"] else None for r in sampled]
+    recent = list(reversed(rows[-12:]))
+    for row in recent:
+        row["ram_percent"] = (
+            100.0 * row["ram_used_bytes"] / row["ram_total_bytes"]
+            if row["ram_total_bytes"] and row["ram_used_bytes"] is not None
+            else None
+        )
+    online = sum(1 for r in rows if r["online"])
+    return {
+        "ram_series": ram,
+        "cpu_series": cpu,
+        "recent": recent,
+        "count": len(rows),
+        "availability_percent": 100.0 * online / len(rows) if rows else None,
+        "hours": hours,
+    }

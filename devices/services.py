@@ -41,6 +41,7 @@ from devices.polling import (  # re-exported: callers use services.device_poll &
     poll_once,
 )
 from devices.status import help_for_status
+from homelab.core.errors import HomelabError
 
 logger = logging.getLogger(__name__)
 
@@ -49,29 +50,39 @@ CREDENTIAL_FIELDS = ("password", "private_key")
 CONNECTION_FIELDS = ("address", "port", "username")
 
 
-class DeviceError(Exception):
-    """A problem a person can fix. `status` is a DeviceStatus value or "invalid"/"conflict".
+# The HTTP code of a DeviceError follows what kind of problem it is.
+_CODE_OF_DEVICE_STATUS = {"invalid": 422, "conflict": 409}
+
+
+class DeviceError(HomelabError):
+    """A problem a person can fix. `device_status` is a DeviceStatus value (what the
+    device's connection says: offline, auth_failed, ...) or "invalid"/"conflict".
 
     `message` says what happened in plain words; `fixes` lists what to do next; `field`
     names the input at fault when there is one; `errors` maps every invalid field to its
-    messages when validation found several.
+    messages when validation found several. `code` is 422 for invalid input, 409 for a
+    conflict and 400 for a device that cannot be used as it is.
     """
 
     def __init__(
         self,
         message: str,
         *,
-        status: str,
+        device_status: str,
         fixes: list[str] | None = None,
         field: str | None = None,
         errors: dict[str, list[str]] | None = None,
+        code: int | None = None,
     ):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.fixes = fixes or []
-        self.field = field
+        if code is None:
+            code = _CODE_OF_DEVICE_STATUS.get(device_status, 400)
+        super().__init__(message, field=field, code=code, fixes=fixes)
+        self.device_status = device_status
         self.errors = errors or ({field: [message]} if field else {})
+
+    def as_json(self) -> dict:
+        # the devices API answered with the device status as "status": keep it
+        return {**super().as_json(), "status": self.device_status}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -83,13 +94,13 @@ def _clean_port(port) -> int:
     except (TypeError, ValueError):
         raise DeviceError(
             "The port must be a number between 1 and 65535 (SSH usually uses 22).",
-            status="invalid",
+            device_status="invalid",
             field="port",
         ) from None
     if not 1 <= value <= 65535:
         raise DeviceError(
             "The port must be a number between 1 and 65535 (SSH usually uses 22).",
-            status="invalid",
+            device_status="invalid",
             field="port",
         )
     return value
@@ -100,13 +111,13 @@ def _validate(device: Device) -> None:
     for name in ("name", "address", "username", "location"):
         value = getattr(device, name)
         if not isinstance(value, str):
-            raise DeviceError(f"The {name} must be text.", status="invalid", field=name)
+            raise DeviceError(f"The {name} must be text.", device_status="invalid", field=name)
         if value != value.strip():
             setattr(device, name, value.strip())
     if device.device_type not in DeviceType.values:
         raise DeviceError(
             f"Choose a device type: {', '.join(DeviceType.values)}.",
-            status="invalid",
+            device_status="invalid",
             field="device_type",
         )
     try:
@@ -115,7 +126,7 @@ def _validate(device: Device) -> None:
         errors = {key: [str(m) for m in messages] for key, messages in exc.message_dict.items()}
         first_field = next(iter(errors))
         raise DeviceError(
-            errors[first_field][0], status="invalid", field=first_field, errors=errors
+            errors[first_field][0], device_status="invalid", field=first_field, errors=errors
         ) from None
     clash = Device.objects.filter(name=device.name)
     if device.pk:
@@ -123,7 +134,7 @@ def _validate(device: Device) -> None:
     if clash.exists():
         raise DeviceError(
             f"A device named {device.name} already exists. Choose another name.",
-            status="conflict",
+            device_status="conflict",
             field="name",
             fixes=["Choose another name."],
         )
@@ -167,7 +178,7 @@ def _already_added(
         )
     return DeviceError(
         f"This is {same.name}, already added ({how}).",
-        status="conflict",
+        device_status="conflict",
         field="address",
         fixes=fixes,
     )
@@ -177,13 +188,13 @@ def _require_one_credential(password: str | None, private_key: str | None) -> No
     if password and private_key:
         raise DeviceError(
             "Give either the password or a private key, not both.",
-            status="invalid",
+            device_status="invalid",
             field="password",
         )
     if not password and not private_key:
         raise DeviceError(
             "Give the device's login password (used once, then forgotten) or a private key.",
-            status="invalid",
+            device_status="invalid",
             field="password",
         )
 
@@ -193,7 +204,7 @@ def _key_pair(private_key: str | None) -> ssh.KeyPair:
         try:
             return ssh.normalize_private_key(private_key)
         except ssh.InvalidKey as exc:
-            raise DeviceError(str(exc), status="invalid", field="private_key") from None
+            raise DeviceError(str(exc), device_status="invalid", field="private_key") from None
     return ssh.generate_key_pair()
 
 
@@ -207,7 +218,7 @@ def _error_from_ssh(exc: ssh.SSHError, *, address: str, port: int, username: str
             old_fingerprint=exc.old_fingerprint,
             new_fingerprint=exc.new_fingerprint,
         )
-        return DeviceError(exc.message, status=DeviceStatus.HOST_KEY_CHANGED, fixes=words["fixes"])
+        return DeviceError(exc.message, device_status=DeviceStatus.HOST_KEY_CHANGED, fixes=words["fixes"])
     status = exc.status
     words = help_for_status(
         status, address=address, port=port, username=username, detail=exc.message
@@ -217,7 +228,7 @@ def _error_from_ssh(exc: ssh.SSHError, *, address: str, port: int, username: str
         fix_field = "port"
     return DeviceError(
         f"{words['title']}: {exc.message}" if status == "offline" else exc.message,
-        status=status,
+        device_status=status,
         fixes=words["fixes"],
         field=fix_field,
     )
@@ -241,7 +252,7 @@ def device_test_connection(
         try:
             setattr(probe, name, model_field.clean(getattr(probe, name), probe))
         except ValidationError as exc:
-            raise DeviceError(exc.messages[0], status="invalid", field=name) from None
+            raise DeviceError(exc.messages[0], device_status="invalid", field=name) from None
     duplicate = _already_added(address=probe.address, port=probe.port)
     if duplicate is not None:
         raise duplicate
@@ -422,7 +433,7 @@ def device_add(
                 _undo_key_install(password_transport, key_pair.public_key)
             raise DeviceError(
                 f"A device named {device.name} already exists. Choose another name.",
-                status="conflict",
+                device_status="conflict",
                 field="name",
             ) from None
         ssh.connections.adopt(ssh.Target.from_device(device), key_transport)
@@ -455,7 +466,7 @@ def device_update(*, device: Device, **changes) -> Device:
     unknown = set(changes) - set(EDITABLE_FIELDS) - set(CREDENTIAL_FIELDS)
     if unknown:
         name = min(unknown)
-        raise DeviceError(f"The field {name} cannot be changed.", status="invalid", field=name)
+        raise DeviceError(f"The field {name} cannot be changed.", device_status="invalid", field=name)
     password = changes.pop("password", None) or None
     private_key = changes.pop("private_key", None) or None
     current = Device.objects.get(pk=device.pk)
@@ -477,7 +488,7 @@ def device_update(*, device: Device, **changes) -> Device:
             raise DeviceError(
                 "The device's identity changed; accept or refuse the new identity before "
                 "changing its login.",
-                status=DeviceStatus.HOST_KEY_CHANGED,
+                device_status=DeviceStatus.HOST_KEY_CHANGED,
             )
         new_keys = _key_pair(private_key)
         target = ssh.Target(
@@ -533,7 +544,7 @@ def device_update(*, device: Device, **changes) -> Device:
     except IntegrityError:
         raise DeviceError(
             f"A device named {updated.name} already exists. Choose another name.",
-            status="conflict",
+            device_status="conflict",
             field="name",
         ) from None
     if recheck:
@@ -556,7 +567,7 @@ def device_remove(*, device: Device) -> None:
         raise DeviceError(
             f"{device.name} still runs {len(live_apps)} app(s): {', '.join(live_apps)}. "
             "Remove those apps first (My apps > Remove), then remove the device.",
-            status="conflict",
+            device_status="conflict",
             fixes=["Remove or move the apps on this device, then try again."],
         )
     hooks.run_before_device_removal(device)
@@ -585,13 +596,13 @@ def device_accept_host_key(*, device: Device, fingerprint: str) -> Device:
     if not current.offered_host_key:
         raise DeviceError(
             "This device's identity has not changed; there is nothing to accept.",
-            status="invalid",
+            device_status="invalid",
         )
     if (fingerprint or "").strip() != ssh.fingerprint(current.offered_host_key):
         raise DeviceError(
             f"{current.name}'s identity changed again since it was shown to you, so we did not "
             "trust it. Look at the identity it shows now and decide again.",
-            status="conflict",
+            device_status="conflict",
             field="fingerprint",
         )
     updated = Device.objects.filter(pk=current.pk, offered_host_key=current.offered_host_key).update(
@@ -607,7 +618,7 @@ def device_accept_host_key(*, device: Device, fingerprint: str) -> Device:
         raise DeviceError(
             f"{current.name}'s identity changed again while you were deciding, so we did not "
             "trust it. Look at the identity it shows now and decide again.",
-            status="conflict",
+            device_status="conflict",
             field="fingerprint",
         )
     ssh.connections.close(current.pk)

@@ -8,7 +8,6 @@ else gets the whole page, so each page also works as a plain form post.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -21,15 +20,21 @@ from django_htmx.http import HttpResponseClientRedirect, reswap
 from devices import hooks, services
 from devices.discovery import discovery_scan, suggest_local_cidr
 from devices.forms import DeviceEditForm, DeviceWizardForm, ScanForm
-from devices.models import Device, DeviceMetric, DeviceStatus
-from devices.selectors import device_health, resources_summary
+from devices.models import Device, DeviceStatus
+from devices.selectors import (
+    dashboard_cards,
+    device_health,
+    device_history,
+    resources_summary,
+    running_out_of,
+    totals_heading,
+)
 from devices.services import DeviceError
 from devices.status import status_help
+from homelab.core.web import show_error
 
 logger = logging.getLogger(__name__)
 
-HEALTH_ORDER = {"red": 0, "yellow": 1, "green": 2}
-HISTORY_HOURS = 6
 
 UNEXPECTED_FIXES = [
     "Try again in a moment.",
@@ -40,69 +45,12 @@ UNEXPECTED_FIXES = [
 def _unexpected(action: str) -> DeviceError:
     return DeviceError(
         f"Something unexpected went wrong while {action}. Nothing was changed.",
-        status="error",
+        device_status="error",
         fixes=UNEXPECTED_FIXES,
     )
 
 
 # --- Dashboard -----------------------------------------------------------------------
-
-
-def _running_out_of(device: Device) -> list[str]:
-    """What an online device has less than 10 % left of, in words."""
-    if not device.is_online:
-        return []
-    return [
-        part
-        for part, pct in (
-            ("memory", device.ram_percent),
-            ("storage", device.storage_percent),
-            ("processor time", device.cpu_usage_percent),
-        )
-        if pct is not None and pct > 90
-    ]
-
-
-def _device_cards(devices: list[Device]) -> list[Device]:
-    """Each device with its health colour, status words and apps; overloaded ones first."""
-    apps = hooks.apps_on_devices([device.pk for device in devices])
-    for device in devices:
-        device.apps = apps.get(device.pk, [])
-        device.health = device_health(device)
-        device.help = None if device.status == DeviceStatus.ONLINE else status_help(device)
-        device.running_out_of = _running_out_of(device)
-    return sorted(devices, key=lambda d: (HEALTH_ORDER.get(d.health, 3), d.name.lower()))
-
-
-def _ago(moment) -> str:
-    """ "5 min ago", "3 h ago", "2 days ago", "just now"."""
-    seconds = max(0, int((timezone.now() - moment).total_seconds()))
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    days = seconds // 86400
-    return f"{days} day{'s' if days != 1 else ''} ago"
-
-
-def _totals_heading(devices: list[Device]) -> str:
-    """What the totals count: "Total resources across 2 online devices (lab-pi offline,
-    last seen 5 min ago)". The totals leave out devices that are not online, so say so."""
-    online = [d for d in devices if d.status == DeviceStatus.ONLINE]
-    others = sorted((d for d in devices if d.status != DeviceStatus.ONLINE), key=lambda d: d.name)
-    count = len(online)
-    heading = f"Total resources across {count} {'online ' if others else ''}device{'' if count == 1 else 's'}"
-    if not others:
-        return heading
-    notes = []
-    for device in others:
-        note = f"{device.name} {device.get_status_display().lower()}"
-        if device.last_seen:
-            note += f", last seen {_ago(device.last_seen)}"
-        notes.append(note)
-    return f"{heading} ({'; '.join(notes)})"
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -113,9 +61,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """
     devices = list(Device.objects.all())
     context = {
-        "devices": _device_cards(devices),
+        "devices": dashboard_cards(devices),
         "summary": resources_summary() if devices else None,
-        "totals_heading": _totals_heading(devices),
+        "totals_heading": totals_heading(devices),
         "updated": timezone.now(),
     }
     if request.htmx:
@@ -194,7 +142,7 @@ def device_add(request: HttpRequest) -> HttpResponse:
         not request.htmx
         or (
             error is not None
-            and (error.status == DeviceStatus.AUTH_FAILED or error.field == "password")
+            and (error.device_status == DeviceStatus.AUTH_FAILED or error.field == "password")
         )
     )
     if check is not None and check.ok:
@@ -267,41 +215,6 @@ def device_list(request: HttpRequest) -> HttpResponse:
     return render(request, "devices/list.html", {"devices": devices})
 
 
-def _history(device: Device) -> dict:
-    since = timezone.now() - timedelta(hours=HISTORY_HOURS)
-    rows = list(
-        DeviceMetric.objects.filter(device=device, time__gte=since)
-        .order_by("time")
-        .values("time", "online", "ram_total_bytes", "ram_used_bytes", "cpu_usage_percent")
-    )
-    # Keep the sparkline light: at most ~120 points, evenly picked.
-    stride = max(1, len(rows) // 120)
-    sampled = rows[::stride]
-    ram = [
-        100.0 * r["ram_used_bytes"] / r["ram_total_bytes"]
-        if r["online"] and r["ram_total_bytes"] and r["ram_used_bytes"] is not None
-        else None
-        for r in sampled
-    ]
-    cpu = [r["cpu_usage_percent"] if r["online"] else None for r in sampled]
-    recent = list(reversed(rows[-12:]))
-    for row in recent:
-        row["ram_percent"] = (
-            100.0 * row["ram_used_bytes"] / row["ram_total_bytes"]
-            if row["ram_total_bytes"] and row["ram_used_bytes"] is not None
-            else None
-        )
-    online = sum(1 for r in rows if r["online"])
-    return {
-        "ram_series": ram,
-        "cpu_series": cpu,
-        "recent": recent,
-        "count": len(rows),
-        "availability_percent": 100.0 * online / len(rows) if rows else None,
-        "hours": HISTORY_HOURS,
-    }
-
-
 def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     device = get_object_or_404(Device, pk=pk)
     apps = hooks.apps_on_devices([device.pk]).get(device.pk, [])
@@ -309,8 +222,8 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "device": device,
         "health": device_health(device),
         "help": status_help(device),
-        "running_out_of": _running_out_of(device),
-        "history": _history(device),
+        "running_out_of": running_out_of(device),
+        "history": device_history(device),
         "identity_changed": device.status == DeviceStatus.HOST_KEY_CHANGED,
         "apps": apps,
         "apps_running": sum(1 for app in apps if app.running),
@@ -325,7 +238,7 @@ def device_check(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         device = services.device_poll(device_id=device.pk)
     except DeviceError as exc:
-        messages.error(request, f"{exc.message} {' '.join(exc.fixes)}".strip())
+        show_error(request, exc)
     except Exception:
         logger.exception("Checking device %s failed unexpectedly", device.pk)
         messages.error(request, _unexpected("checking the device").message)
@@ -347,7 +260,7 @@ def device_trust_host_key(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         services.device_accept_host_key(device=device, fingerprint=request.POST.get("fingerprint", ""))
     except DeviceError as exc:
-        messages.error(request, f"{exc.message} {' '.join(exc.fixes)}".strip())
+        show_error(request, exc)
     except Exception:
         logger.exception("Accepting the new host key of device %s failed", device.pk)
         messages.error(request, _unexpected("trusting the new identity").message)
@@ -371,10 +284,7 @@ def device_edit(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.device_update(device=device, **changes)
         except DeviceError as exc:
-            if exc.field in form.fields:
-                form.add_error(exc.field, exc.message)
-            else:
-                form.add_error(None, exc.message)
+            show_error(request, exc, form=form, with_fixes=False)
             return render(
                 request, "devices/edit.html", {"device": device, "form": form, "error": exc}
             )
@@ -397,7 +307,7 @@ def device_remove(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.device_remove(device=device)
         except DeviceError as exc:
-            messages.error(request, f"{exc.message} {' '.join(exc.fixes)}".strip())
+            show_error(request, exc)
             return redirect("device_detail", pk=pk)
         messages.success(request, f"{name} was removed from your homelab.")
         return redirect("device_list")

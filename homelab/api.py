@@ -16,6 +16,7 @@ from devices.api import router as devices_router
 from homelab import __version__
 from homelab.api_docs import LocalSwagger, docs_access
 from homelab.core.api import router as jobs_router
+from homelab.core.errors import HomelabError, problems_answer
 from homelab.services import api_token_authenticate
 from marketplace.api import router as marketplace_router
 from pooling.api import router as pooling_router
@@ -49,8 +50,13 @@ def validation_error(request, exc: ValidationError):
         location = [str(part) for part in error.get("loc", []) if part not in ("body", "payload", "query", "path")]
         field = ".".join(location) or "request"
         problems.append({"field": field, "message": error.get("msg", "is not valid")})
-    detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return api.create_response(request, {"detail": f"Please correct: {detail}", "errors": problems}, status=422)
+    return api.create_response(request, problems_answer(problems), status=422)
+
+
+@api.exception_handler(HomelabError)
+def homelab_error(request, exc: HomelabError):
+    """Every service error answers `{"detail", "field", "fixes"}` (some add keys) with its code."""
+    return api.create_response(request, exc.as_json(), status=exc.code)
 
 
 system = Router(tags=["system"])

@@ -17,12 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
-from docker.errors import DockerException
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
-from requests.exceptions import RequestException
 
-from devices.ssh import SSHError
 from marketplace import selectors, services
 from marketplace.models import Deployment, DeploymentStatus
 from marketplace.recipes import Recipe, load_catalog
@@ -171,10 +168,6 @@ def _app(recipe: Recipe) -> dict:
     }
 
 
-def _error(exc: services.DeploymentError):
-    raise HttpError(exc.status, exc.message)
-
-
 def _deployment_or_404(deployment_id: int) -> Deployment:
     deployment = selectors.deployment_get(deployment_id=deployment_id)
     if deployment is None:
@@ -204,14 +197,7 @@ def _out(deployment: Deployment) -> dict:
 @router.get("/applications", response=CatalogOut)
 def applications(request: HttpRequest, category: str | None = None, q: str | None = None):
     catalog = load_catalog()
-    apps = list(catalog.recipes.values())
-    if category:
-        apps = [a for a in apps if a.category == category]
-    if q:
-        needle = q.lower()
-        apps = [
-            a for a in apps if needle in a.name.lower() or needle in a.manifest.description.lower()
-        ]
+    apps = selectors.catalog_search(query=q or "", category=category or "", catalog=catalog)
     return {
         "applications": [_app(a) for a in apps],
         "invalid": [
@@ -223,10 +209,7 @@ def applications(request: HttpRequest, category: str | None = None, q: str | Non
 
 @router.get("/applications/{slug}", response=AppDetailOut)
 def application(request: HttpRequest, slug: str):
-    try:
-        recipe = services.recipe_for(slug)
-    except services.DeploymentError as exc:
-        _error(exc)
+    recipe = services.recipe_for(slug)
     m = recipe.manifest
     return {
         **_app(recipe),
@@ -239,16 +222,13 @@ def application(request: HttpRequest, slug: str):
 
 @router.post("/applications/{slug}/deploy", response={202: DeployOut})
 def deploy(request: HttpRequest, slug: str, payload: DeployIn):
-    try:
-        deployment = services.deployment_create(
-            slug=slug,
-            device_id=payload.device_id,
-            instance=payload.instance,
-            config=payload.config,
-            user=request.user,
-        )
-    except services.DeploymentError as exc:
-        _error(exc)
+    deployment = services.deployment_create(
+        slug=slug,
+        device_id=payload.device_id,
+        instance=payload.instance,
+        config=payload.config,
+        user=request.user,
+    )
     return 202, {
         "deployment_id": deployment.pk,
         "device_id": deployment.device_id,
@@ -292,11 +272,7 @@ def _pooled(deployment: Deployment) -> list[dict]:
 
 
 def _day2(deployment_id: int, action) -> dict:
-    deployment = _deployment_or_404(deployment_id)
-    try:
-        deployment = action(deployment=deployment)
-    except services.DeploymentError as exc:
-        _error(exc)
+    deployment = action(deployment=_deployment_or_404(deployment_id))
     return _out(deployment)
 
 
@@ -335,10 +311,7 @@ def remove(
 @router.get("/deployments/{deployment_id}/logs", response=LogsOut)
 def logs(request: HttpRequest, deployment_id: int, tail: int = Query(200, ge=1, le=10_000)):
     deployment = _deployment_or_404(deployment_id)
-    try:
-        return {"logs": services.deployment_logs(deployment=deployment, tail=tail)}
-    except services.DeploymentError as exc:
-        _error(exc)
+    return {"logs": services.deployment_logs(deployment=deployment, tail=tail)}
 
 
 @router.get("/deployments/{deployment_id}/debug", response=DebugOut)
@@ -375,13 +348,4 @@ class UsageOut(Schema):
 def usage(request: HttpRequest, deployment_id: int):
     """Memory and CPU the app uses now (one sample from the device; takes about a second)."""
     deployment = _deployment_or_404(deployment_id)
-    try:
-        return deployment_usage(deployment=deployment)
-    except SSHError as exc:
-        raise HttpError(502, f"The device did not answer: {exc}") from None
-    except (DockerException, RequestException) as exc:
-        raise HttpError(
-            502,
-            f"{deployment.device.name}'s Docker did not give the app's usage ({type(exc).__name__}). "
-            "Check that Docker runs on the device, then try again.",
-        ) from None
+    return deployment_usage(deployment=deployment)

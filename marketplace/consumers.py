@@ -23,8 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from marketplace.models import Deployment, DeploymentStep
-from marketplace.templatetags.marketplace_ui import FINAL_STATUSES
+from marketplace.models import FINAL_STATUSES, Deployment, DeploymentStep
 from marketplace.views import _progress_context
 
 POLL_SECONDS = 0.5

@@ -54,7 +54,15 @@ class DeploymentStatus(models.TextChoices):
     REMOVED = "removed", "Removed"
 
 
-# A deployment in one of these states is working on its device right now.
+# Which statuses count, said once; every module imports these (never its own list).
+#
+# TRANSIENT: working on its device right now (the pipeline, an undo or a removal).
+# FINAL: the pipeline stopped moving (everything not transient); the live progress ends.
+# FINISHED: no longer holds the app+device+instance identity; a new deployment may take it.
+#   Everything else is live: `Deployment.objects.live()`.
+# INSTALLED: the app is on its device and was measured there (running or stopped).
+# GONE: not on its device any more; the dashboard counts every other deployment as an
+#   app (a failed one may still hold containers to remove).
 TRANSIENT_STATUSES = (
     DeploymentStatus.VALIDATING,
     DeploymentStatus.PREPARING,
@@ -64,12 +72,29 @@ TRANSIENT_STATUSES = (
     DeploymentStatus.ROLLING_BACK,
     DeploymentStatus.REMOVING,
 )
-# States that no longer hold the app+device+instance identity: a new deployment may take it.
+FINAL_STATUSES = tuple(s for s in DeploymentStatus if s not in TRANSIENT_STATUSES)
 FINISHED_STATUSES = (
     DeploymentStatus.REMOVED,
     DeploymentStatus.ROLLED_BACK,
     DeploymentStatus.FAILED,
 )
+INSTALLED_STATUSES = (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED)
+GONE_STATUSES = (DeploymentStatus.REMOVED, DeploymentStatus.ROLLED_BACK)
+
+
+class DeploymentQuerySet(models.QuerySet):
+    def live(self) -> DeploymentQuerySet:
+        """The deployments that still hold their identity (not removed, rolled back or
+        failed): what lives on a device or is on its way there."""
+        return self.exclude(status__in=FINISHED_STATUSES)
+
+    def installed(self) -> DeploymentQuerySet:
+        """Running or stopped."""
+        return self.filter(status__in=INSTALLED_STATUSES)
+
+    def counted(self) -> DeploymentQuerySet:
+        """What the dashboard counts as an app: every deployment not gone."""
+        return self.exclude(status__in=GONE_STATUSES)
 
 
 class Deployment(models.Model):
@@ -124,11 +149,14 @@ class Deployment(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
+    objects = DeploymentQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created"]
         constraints = [
             models.UniqueConstraint(
                 fields=["slug", "device", "instance"],
+                # FINISHED_STATUSES, spelled out: a migration froze this condition
                 condition=~Q(status__in=["removed", "rolled_back", "failed"]),
                 name="one_live_deployment_per_app_device_instance",
             )

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from devices.compose import Shell, StepFailed
-from marketplace.models import FINISHED_STATUSES, Deployment
+from marketplace.models import Deployment
 from marketplace.recipes import RecipeNotFound, load_catalog
 from scheduling.scoring import MIB, AppRequirements, disqualifications
 from scheduling.selectors import active_reservations, snapshot_from_device
@@ -158,7 +158,7 @@ def claimed_ports(deployment, device) -> dict[tuple[int, str], str]:
     """Host ports other live deployments on the device publish: {(port, proto): who}."""
     catalog = load_catalog()
     claimed = {}
-    others = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
+    others = Deployment.objects.filter(device=device).live()
     if deployment.pk:
         others = others.exclude(pk=deployment.pk)
     for other in others:

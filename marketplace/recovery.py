@@ -23,7 +23,7 @@ from devices.models import Device
 from homelab.core.masking import mask
 from marketplace import pipeline
 from marketplace.models import (
-    FINISHED_STATUSES,
+    INSTALLED_STATUSES,
     TRANSIENT_STATUSES,
     Deployment,
     DeploymentStatus,
@@ -159,7 +159,7 @@ def deployments_cleanup_pending(*, device: Device, project: str | None = None) -
 def _cleanup_one(deployment: Deployment) -> int:
     successor = (
         Deployment.objects.filter(device_id=deployment.device_id, project=deployment.project)
-        .exclude(status__in=FINISHED_STATUSES)
+        .live()
         .exclude(pk=deployment.pk)
         .exists()
     )
@@ -226,7 +226,7 @@ def deployments_after_poll(*, device_id: int, device: Device | None = None) -> N
     measured = Deployment.objects.filter(
         device_id=device_id,
         reservation_id__isnull=False,
-        status__in=(DeploymentStatus.RUNNING, DeploymentStatus.STOPPED),
+        status__in=INSTALLED_STATUSES,
         finished_at__lt=device.last_seen,
     )
     reservations_release(reservation_ids=list(measured.values_list("reservation_id", flat=True)))

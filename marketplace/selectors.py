@@ -4,24 +4,46 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
+from docker.errors import DockerException
+from requests.exceptions import RequestException
 
 from devices import ssh
 from devices.hooks import DeviceApp
+from marketplace.errors import DeploymentError
 from marketplace.models import FINISHED_STATUSES, Deployment, DeploymentStatus
 from marketplace.preflight import host_ports
-from marketplace.recipes import load_catalog
+from marketplace.recipes import Recipe, load_catalog
 from pooling.hooks import LiveApp
-
-NOT_COUNTED = (DeploymentStatus.REMOVED, DeploymentStatus.ROLLED_BACK)
 
 
 def apps_counts() -> tuple[int, int]:
     """(apps total, apps running) for the dashboard: every deployment not removed or
     rolled back, and those running."""
-    row = Deployment.objects.exclude(status__in=NOT_COUNTED).aggregate(
+    row = Deployment.objects.counted().aggregate(
         total=Count("id"), running=Count("id", filter=Q(status=DeploymentStatus.RUNNING))
     )
     return int(row["total"] or 0), int(row["running"] or 0)
+
+
+def catalog_search(*, query: str = "", category: str = "", catalog=None) -> list[Recipe]:
+    """The catalog's valid apps that match, in catalog order (the page and the API).
+
+    `query` matches, case-insensitively and ignoring surrounding spaces, a part of the
+    app's name, description or category; `category` keeps that category only.
+    """
+    catalog = catalog or load_catalog()
+    needle = (query or "").strip().lower()
+    return [
+        recipe
+        for recipe in catalog.recipes.values()
+        if (not category or recipe.category == category)
+        and (
+            not needle
+            or needle in recipe.name.lower()
+            or needle in recipe.manifest.description.lower()
+            or needle in recipe.category.lower()
+        )
+    ]
 
 
 def deployments_list(
@@ -74,7 +96,7 @@ def kept_data_sentence(*, device, project: str) -> str:
 def host_ports_in_use(*, device_ids: list[int] | None = None) -> dict[int, set[int]]:
     """Host ports each device's live deployments publish, for placement's port check."""
     catalog = load_catalog()
-    queryset = Deployment.objects.exclude(status__in=FINISHED_STATUSES)
+    queryset = Deployment.objects.live()
     if device_ids is not None:
         queryset = queryset.filter(device_id__in=device_ids)
     ports: dict[int, set[int]] = {}
@@ -94,8 +116,16 @@ def deployment_usage(*, deployment: Deployment) -> dict:
     2. One stats sample each: memory = usage minus inactive file cache (as `docker stats`
        shows it); CPU % = container CPU time delta / system CPU time delta x online CPUs.
     Returns {"memory_bytes", "cpu_percent", "containers": [{"name", "memory_bytes",
-    "cpu_percent", "state"}]}; raises devices.ssh.SSHError when the device does not answer.
+    "cpu_percent", "state"}]}; raises a 502 DeploymentError when the device or its Docker
+    does not answer.
     """
+    try:
+        return _usage(deployment)
+    except (ssh.SSHError, DockerException, RequestException) as exc:
+        raise DeploymentError.unreachable(deployment.device.name, exc, field="deployment") from None
+
+
+def _usage(deployment: Deployment) -> dict:
     client = ssh.docker_client(deployment.device)
     containers = client.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={deployment.project}"}
@@ -146,9 +176,7 @@ def live_apps_for_pooling() -> list[LiveApp]:
     recommendations and notes (registered as pooling.hooks' live apps provider)."""
     catalog = load_catalog()
     out = []
-    deployments = Deployment.objects.filter(status__in=("running", "stopped")).select_related(
-        "device"
-    )
+    deployments = Deployment.objects.installed().select_related("device")
     for deployment in deployments:
         recipe = catalog.recipes.get(deployment.slug)
         if recipe is None:
@@ -174,7 +202,7 @@ def dashboard_figures() -> dict:
 
 def live_app_names(device) -> list[str]:
     """devices.hooks.device_removal_blockers: the apps that still live on the device."""
-    queryset = Deployment.objects.filter(device=device).exclude(status__in=FINISHED_STATUSES)
+    queryset = Deployment.objects.filter(device=device).live()
     return [
         f"{name} ({instance})" for name, instance in queryset.values_list("app_name", "instance")
     ]

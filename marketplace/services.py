@@ -34,8 +34,8 @@ from marketplace.compose import (
     generate_secrets,
     render_compose,
 )
+from marketplace.errors import DeploymentError
 from marketplace.models import (
-    FINISHED_STATUSES,
     TRANSIENT_STATUSES,
     Deployment,
     DeploymentStatus,
@@ -58,17 +58,6 @@ logger = logging.getLogger(__name__)
 TASK_TIMEOUT_SECONDS = 3600
 
 
-class DeploymentError(Exception):
-    """Input or state a deployment cannot work with. `field` names what to change;
-    `status` is the HTTP status the API answers with."""
-
-    def __init__(self, message: str, *, field: str = "", status: int = 422):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.status = status
-
-
 # ------------------------------------------------------------------------ device lease
 @contextmanager
 def device_lease(
@@ -82,7 +71,7 @@ def device_lease(
                 lease.device_lease(device_id=device_id, holder=holder, wait_seconds=wait_seconds)
             )
         except lease.DeviceBusy as exc:
-            raise DeploymentError(exc.message, field="device_id", status=409) from None
+            raise DeploymentError(exc.message, field="device_id", code=409) from None
         yield
 
 
@@ -98,10 +87,10 @@ def recipe_for(slug: str) -> Recipe:
                 f"slug: the app {slug!r} cannot be deployed because its recipe is invalid: "
                 + "; ".join(str(p) for p in problems),
                 field="slug",
-                status=422,
+                code=422,
             ) from None
         raise DeploymentError(
-            f"slug: there is no app {slug!r} in the catalog.", field="slug", status=404
+            f"slug: there is no app {slug!r} in the catalog.", field="slug", code=404
         ) from None
 
 
@@ -165,14 +154,10 @@ def _check_instance(instance) -> str:
     return instance
 
 
-def _live(queryset):
-    return queryset.exclude(status__in=FINISHED_STATUSES)
-
-
 def _choose_device(recipe: Recipe, ports: list[int]) -> Device:
     ranking = placement_rank(requirements=requirements_of(recipe, ports=ports))
     if ranking.recommended_device_id is None:
-        raise DeploymentError(f"device_id: {ranking.message}", field="device_id", status=409)
+        raise DeploymentError(f"device_id: {ranking.message}", field="device_id", code=409)
     return Device.objects.get(pk=ranking.recommended_device_id)
 
 
@@ -221,7 +206,7 @@ def deployment_create(
     clean = _clean_config(recipe, config, instance)
     ports_wanted = [port for _, port, _ in host_ports(recipe, clean)]
 
-    existing = _live(Deployment.objects.filter(slug=slug, instance=instance))
+    existing = Deployment.objects.filter(slug=slug, instance=instance).live()
     if device_id is not None:
         existing = existing.filter(device_id=device_id)
     found = existing.select_related("device").first()
@@ -236,7 +221,7 @@ def deployment_create(
         device = Device.objects.filter(pk=device_id).first()
         if device is None:
             raise DeploymentError(
-                f"device_id: there is no device {device_id}.", field="device_id", status=404
+                f"device_id: there is no device {device_id}.", field="device_id", code=404
             )
     deployment = Deployment(
         slug=recipe.slug,
@@ -261,11 +246,11 @@ def deployment_create(
             raise DeploymentError(
                 f"device_id: {device.name} did not answer ({exc}); check it and try again.",
                 field="device_id",
-                status=409,
+                code=409,
             ) from None
     if problems:
         field = "config.ports" if all("port " in p for p in problems) else "device_id"
-        raise DeploymentError("; ".join(problems), field=field, status=409)
+        raise DeploymentError("; ".join(problems), field=field, code=409)
 
     secrets, database_passwords = _kept_secrets(recipe, deployment)
     deployment.secrets = json.dumps(secrets)
@@ -286,9 +271,9 @@ def deployment_create(
                 transaction.on_commit(lambda: enqueue_run(deployment_id))
     except IntegrityError:
         # another request created the same deployment a moment ago: that one wins
-        found = _live(
-            Deployment.objects.filter(slug=slug, instance=instance, device=device)
-        ).first()
+        found = (
+            Deployment.objects.filter(slug=slug, instance=instance, device=device).live().first()
+        )
         if found is None:
             raise
         return found
@@ -396,7 +381,7 @@ def _operate(deployment: Deployment, name: str, args: list[str], *, timeout: flo
         except (StepFailed, ssh.SSHError) as exc:
             step.status, step.message = DeploymentStep.Status.FAILED, str(exc)
             step.save(update_fields=["status", "message"])
-            raise DeploymentError(f"{name} failed: {exc}", field="deployment", status=502) from None
+            raise DeploymentError(f"{name} failed: {exc}", field="deployment", code=502) from None
         step.status = DeploymentStep.Status.OK
         step.save(update_fields=["status"])
         return out
@@ -407,7 +392,7 @@ def _require(deployment: Deployment, allowed: tuple[str, ...], action: str) -> N
         raise DeploymentError(
             f"status: cannot {action} a deployment that is {deployment.get_status_display().lower()}.",
             field="status",
-            status=409,
+            code=409,
         )
 
 
@@ -455,7 +440,7 @@ def deployment_remove(
         raise DeploymentError(
             "status: the deployment is still working; remove it when it has finished.",
             field="status",
-            status=409,
+            code=409,
         )
     holder = f"remove-{deployment.pk}-{uuid.uuid4().hex[:8]}"
     with device_lease(device_id=deployment.device_id, holder=holder, wait_seconds=60):
@@ -469,15 +454,12 @@ def deployment_remove(
             raise DeploymentError(
                 "status: the deployment changed meanwhile; reload and try again.",
                 field="status",
-                status=409,
+                code=409,
             )
         deployment.status = DeploymentStatus.REMOVING
         successor = (
-            _live(
-                Deployment.objects.filter(
-                    device_id=deployment.device_id, project=deployment.project
-                )
-            )
+            Deployment.objects.filter(device_id=deployment.device_id, project=deployment.project)
+            .live()
             .exclude(pk=deployment.pk)
             .exists()
         )
@@ -517,7 +499,7 @@ def _remove_from_device(
         raise DeploymentError(
             f"Removal failed: {text} Press Remove again when the device is back.",
             field="deployment",
-            status=502,
+            code=502,
         ) from None
     step.status, step.message = DeploymentStep.Status.OK, message
     step.save(update_fields=["status", "message"])
@@ -540,9 +522,7 @@ def deployment_logs(*, deployment: Deployment, tail: int = 200) -> str:
     try:
         exit_code, out, err = ssh.run(deployment.device, args, timeout=60)
     except ssh.SSHError as exc:
-        raise DeploymentError(
-            f"The device did not answer: {exc}", field="deployment", status=502
-        ) from None
+        raise DeploymentError.unreachable(deployment.device.name, exc, field="deployment") from None
     text = out if exit_code == 0 else (out + err)
     # pooled database passwords too
     return mask(text, [*deployment.secret_values().values(), *secret_values_for(deployment)])

@@ -15,12 +15,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from devices.compose import dump_compose
 from devices.models import Device
-from devices.ssh import SSHError
+from homelab.core.errors import HomelabError
 from homelab.core.masking import MASK
+from homelab.core.web import show_error
 from marketplace import selectors, services
 from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
-from marketplace.models import Deployment, DeploymentStatus
+from marketplace.models import Deployment
 from marketplace.preflight import requirements_of
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
 from marketplace.selectors import deployment_usage as read_usage
@@ -49,19 +50,9 @@ def app_catalog(request: HttpRequest) -> HttpResponse:
     form = CatalogFilterForm(request.GET or None, categories=catalog.categories)
     query, category = "", ""
     if form.is_valid():
-        query = form.cleaned_data["q"].strip().lower()
+        query = form.cleaned_data["q"].strip()
         category = form.cleaned_data["category"]
-    recipes = [
-        r
-        for r in catalog.recipes.values()
-        if (not category or r.category == category)
-        and (
-            not query
-            or query in r.name.lower()
-            or query in r.manifest.description.lower()
-            or query in r.category
-        )
-    ]
+    recipes = selectors.catalog_search(query=query, category=category, catalog=catalog)
     context = {
         "form": form,
         "recipes": recipes,
@@ -76,11 +67,7 @@ def app_catalog(request: HttpRequest) -> HttpResponse:
 
 def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = _recipe_or_404(slug)
-    live = (
-        selectors.deployments_list()
-        .filter(slug=slug)
-        .exclude(status__in=[DeploymentStatus.ROLLED_BACK, DeploymentStatus.FAILED])
-    )
+    live = selectors.deployments_list().filter(slug=slug).live()
     return render(
         request,
         "marketplace/app_detail.html",
@@ -316,8 +303,8 @@ def deployment_action(request: HttpRequest, deployment_id: int, action: str) -> 
     service, done = ACTIONS[action]
     try:
         service(deployment=deployment)
-    except services.DeploymentError as exc:
-        messages.error(request, exc.message)
+    except HomelabError as exc:
+        show_error(request, exc)
     else:
         messages.success(request, done.format(app=deployment.app_name))
     return redirect(_next(request, reverse("deployment_list")))
@@ -340,8 +327,8 @@ def deployment_remove(request: HttpRequest, deployment_id: int) -> HttpResponse:
                 delete_data=delete_data,
                 keep_shared_servers=form.cleaned_data["keep_shared_servers"],
             )
-        except services.DeploymentError as exc:
-            messages.error(request, exc.message)
+        except HomelabError as exc:
+            show_error(request, exc)
             return redirect("deployment_detail", deployment_id=deployment.pk)
         messages.success(
             request,
@@ -366,8 +353,9 @@ def deployment_usage(request: HttpRequest, deployment_id: int) -> HttpResponse:
     deployment = _deployment_or_404(deployment_id)
     try:
         context = {"usage": read_usage(deployment=deployment)}
-    except SSHError:
-        context = {"error": f"{deployment.device.name} did not answer; try again in a moment."}
+    except HomelabError as exc:
+        # 200: htmx swaps only 2xx answers, and this panel refreshes itself every 30 s
+        context = {"error": exc.sentence()}
     return render(request, "marketplace/_usage.html", context)
 
 

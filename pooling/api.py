@@ -7,9 +7,7 @@ from datetime import datetime
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema
 
-from devices.ssh import SSHError
 from pooling import selectors, services
-from pooling.models import SharedInstance
 
 router = Router(tags=["pooling"])
 
@@ -49,11 +47,8 @@ class SharedInstanceDetailOut(SharedInstanceOut):
     databases: list[PooledDatabaseOut]
 
 
-def _out(instance: SharedInstance) -> dict:
-    apps = getattr(instance, "apps", None)
-    if apps is None:
-        apps = instance.databases.count()
-    baseline, source = selectors.shared_instance_baseline(instance)
+def _out(summary: dict) -> dict:
+    instance = summary["instance"]
     return {
         "id": instance.pk,
         "device_id": instance.device_id,
@@ -62,11 +57,11 @@ def _out(instance: SharedInstance) -> dict:
         "version": instance.version,
         "project": instance.project,
         "status": instance.status,
-        "apps": apps,
+        "apps": summary["apps"],
         "measured_memory_bytes": instance.measured_memory_bytes,
-        "standalone_memory_bytes": baseline,
-        "standalone_memory_source": source,
-        "saved_ram_bytes": selectors.shared_instance_saved_bytes(instance, apps),
+        "standalone_memory_bytes": summary["baseline_bytes"],
+        "standalone_memory_source": summary["baseline_source"],
+        "saved_ram_bytes": summary["saved_bytes"],
         "last_incident": instance.last_incident,
         "last_incident_at": instance.last_incident_at,
         "created": instance.created,
@@ -75,14 +70,16 @@ def _out(instance: SharedInstance) -> dict:
 
 @router.get("/instances", response=list[SharedInstanceOut])
 def instances(request):
-    return [_out(i) for i in selectors.shared_instances_live()]
+    return [_out(summary) for summary in selectors.shared_instance_summaries()]
 
 
 @router.get("/instances/{instance_id}", response=SharedInstanceDetailOut)
 def instance_detail(request, instance_id: int):
-    instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
+    summary = selectors.shared_instance_summary(
+        get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
+    )
     return {
-        **_out(instance),
+        **_out(summary),
         "databases": [
             {
                 "id": d.pk,
@@ -94,7 +91,7 @@ def instance_detail(request, instance_id: int):
                 "connections": d.connections,
                 "created": d.created,
             }
-            for d in selectors.pooled_databases_of(instance)
+            for d in summary["databases"]
         ],
     }
 
@@ -110,9 +107,4 @@ class RemovedOut(Schema):
 def instance_remove(request, instance_id: int):
     """Remove a shared server no app uses (409 while apps use it)."""
     instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
-    try:
-        return 200, {"message": services.shared_instance_remove_unused(instance=instance)}
-    except services.PoolingError as exc:
-        return exc.status, {"message": exc.message}
-    except SSHError as exc:
-        return 502, {"message": f"{instance.device.name} did not answer ({exc}); try again."}
+    return 200, {"message": services.shared_instance_remove_unused(instance=instance)}

@@ -17,6 +17,7 @@ from django.conf import settings
 from devices import ssh
 from devices.compose import Shell, StepFailed, compose_base, deploy_root, dump_compose
 from devices.models import Device
+from homelab.core.errors import HomelabError
 from homelab.core.masking import mask
 from pooling import engines
 from pooling.models import SharedInstance
@@ -26,13 +27,15 @@ logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_SECONDS = 180
 
 
-class PoolingError(Exception):
-    """What stopped pooling, in words that say what to do."""
+class PoolingError(HomelabError):
+    """What stopped pooling, in words that say what to do (code 409 when the person's
+    request conflicts, 502 when the device or its database server failed)."""
 
-    def __init__(self, message: str, status: int = 502):
-        super().__init__(message)
-        self.message = message
-        self.status = status  # for the API: 409 when the person's request conflicts
+    default_code = 502
+
+    def as_json(self) -> dict:
+        # the pooling API answered {"message": ...} before the error family: keep it
+        return {**super().as_json(), "message": self.message}
 
 
 # ------------------------------------------------------------------------------ shell

@@ -37,6 +37,33 @@ def shared_instance_saved_bytes(instance: SharedInstance, apps: int | None = Non
     )
 
 
+def shared_instance_summary(instance: SharedInstance) -> dict:
+    """One shared server as the page and the API show it: {"instance", "databases",
+    "apps", "connections" (None until measured), "baseline_bytes", "baseline_source",
+    "saved_bytes"}. `instance` may carry the `apps` count annotated by
+    shared_instances_live()."""
+    databases = list(pooled_databases_of(instance))
+    apps = getattr(instance, "apps", None)
+    if apps is None:
+        apps = len(databases)
+    baseline, source = shared_instance_baseline(instance)
+    measured = [d.connections for d in databases if d.connections is not None]
+    return {
+        "instance": instance,
+        "databases": databases,
+        "apps": apps,
+        "connections": sum(measured) if measured else None,
+        "baseline_bytes": baseline,
+        "baseline_source": source,
+        "saved_bytes": shared_instance_saved_bytes(instance, apps),
+    }
+
+
+def shared_instance_summaries() -> list[dict]:
+    """shared_instance_summary of every live shared server."""
+    return [shared_instance_summary(i) for i in shared_instances_live()]
+
+
 def pooling_saved_ram_bytes() -> int:
     """Sum over live instances of (apps x standalone baseline - measured shared memory),
     each never negative; an instance not measured yet counts 0."""

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.db.models import QuerySet
 
+from devices import ssh
 from devices.compose import Shell, deploy_root, escape_dollars, service_mounts
 from devices.lease import DeviceBusy, device_lease
 from pooling import engines
@@ -257,7 +258,7 @@ def shared_instance_remove_unused(*, instance: SharedInstance, shell: Shell | No
                     f"{apps} app{'s' if apps != 1 else ''} still use{'' if apps != 1 else 's'} "
                     f"the shared {label} on {device.name}: remove "
                     f"{'them' if apps != 1 else 'it'} first (My apps), then this server.",
-                    status=409,
+                    code=409,
                 )
             if instance.status == SharedInstance.Status.REMOVED:
                 return f"shared {label} removed"
@@ -265,8 +266,10 @@ def shared_instance_remove_unused(*, instance: SharedInstance, shell: Shell | No
     except DeviceBusy:
         raise PoolingError(
             f"{device.name} is busy with a deployment; try again when it has finished.",
-            status=409,
+            code=409,
         ) from None
+    except ssh.SSHError as exc:
+        raise PoolingError.unreachable(device.name, exc) from None
 
 
 def pooled_databases_release(

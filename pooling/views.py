@@ -10,31 +10,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from devices.ssh import SSHError
+from homelab.core.errors import HomelabError
+from homelab.core.web import show_error
 from pooling import selectors, services
 
 
 def pooling_index(request: HttpRequest) -> HttpResponse:
-    instances = []
-    for instance in selectors.shared_instances_live():
-        baseline, source = selectors.shared_instance_baseline(instance)
-        databases = list(selectors.pooled_databases_of(instance))
-        measured = [d.connections for d in databases if d.connections is not None]
-        instances.append(
-            {
-                "instance": instance,
-                "databases": databases,
-                "connections": sum(measured) if measured else None,
-                "baseline_bytes": baseline,
-                "baseline_source": source,
-                "saved_bytes": selectors.shared_instance_saved_bytes(instance, instance.apps),
-            }
-        )
     return render(
         request,
         "pooling/index.html",
         {
-            "instances": instances,
+            "instances": selectors.shared_instance_summaries(),
             "saved_bytes": selectors.pooling_saved_ram_bytes(),
             "recommendations": selectors.pooling_recommendations(),
             "unpooled": selectors.pooling_unpooled(),
@@ -48,12 +34,8 @@ def shared_instance_remove(request: HttpRequest, instance_id: int) -> HttpRespon
     instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
     try:
         services.shared_instance_remove_unused(instance=instance)
-    except services.PoolingError as exc:
-        messages.error(request, exc.message)
-    except SSHError as exc:
-        messages.error(
-            request, f"{instance.device.name} did not answer ({exc}); try again in a moment."
-        )
+    except HomelabError as exc:
+        show_error(request, exc)
     else:
         messages.success(
             request,

@@ -11,7 +11,6 @@ from typing import Annotated, Literal
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
-from ninja.errors import HttpError, ValidationError
 
 from scheduling import services
 from scheduling.scoring import Ranking
@@ -100,13 +99,6 @@ class ChoiceOut(Schema):
     message: str
 
 
-def _fail(exc: services.PlacementError, *, location: str = "body"):
-    """Turn a service error into the API's error shape, naming the field."""
-    if exc.status == 422:
-        raise ValidationError([{"loc": (location, exc.field), "msg": exc.message}])
-    raise HttpError(exc.status, exc.message)
-
-
 def _out(ranking: Ranking) -> dict:
     return ranking.as_dict()
 
@@ -114,10 +106,7 @@ def _out(ranking: Ranking) -> dict:
 @router.get("/applications/{slug}/placement", response=PlacementOut)
 def application_placement(request: HttpRequest, slug: str, policy: PolicyName | None = None):
     """Every device scored for the app, best first, with the recommended one."""
-    try:
-        return _out(services.placement_rank_app(slug=slug, policy=policy))
-    except services.PlacementError as exc:
-        _fail(exc, location="query")
+    return _out(services.placement_rank_app(slug=slug, policy=policy))
 
 
 def _requirements(payload: RequirementsIn):
@@ -142,38 +131,30 @@ def _requirements(payload: RequirementsIn):
 @router.post("/placement", response=PlacementOut)
 def placement_for_requirements(request: HttpRequest, payload: PlacementIn):
     """Every device scored for ad-hoc requirements (until the marketplace exists)."""
-    try:
-        requirements = _requirements(payload)
-        weights = payload.weights.model_dump(exclude_none=True) if payload.weights else None
-        return _out(
-            services.placement_rank(
-                requirements=requirements, policy=payload.policy, weights=weights
-            )
-        )
-    except services.PlacementError as exc:
-        _fail(exc)
+    requirements = _requirements(payload)
+    weights = payload.weights.model_dump(exclude_none=True) if payload.weights else None
+    return _out(
+        services.placement_rank(requirements=requirements, policy=payload.policy, weights=weights)
+    )
 
 
 @router.post("/placement/choices", response={201: ChoiceOut})
 def placement_choice(request: HttpRequest, payload: ChoiceIn):
     """Record the device chosen for an app, which may differ from the recommended one."""
-    try:
-        if payload.slug:
-            requirements = services.app_requirements(slug=payload.slug)
-        elif payload.requirements is not None:
-            requirements = _requirements(payload.requirements)
-        else:
-            raise services.PlacementError(
-                "slug: give an app slug or the app's requirements.", field="slug"
-            )
-        choice = services.placement_choose(
-            requirements=requirements,
-            device_id=payload.device_id,
-            policy=payload.policy,
-            user=request.user,
+    if payload.slug:
+        requirements = services.app_requirements(slug=payload.slug)
+    elif payload.requirements is not None:
+        requirements = _requirements(payload.requirements)
+    else:
+        raise services.PlacementError(
+            "slug: give an app slug or the app's requirements.", field="slug"
         )
-    except services.PlacementError as exc:
-        _fail(exc)
+    choice = services.placement_choose(
+        requirements=requirements,
+        device_id=payload.device_id,
+        policy=payload.policy,
+        user=request.user,
+    )
     return Status(
         201,
         {

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Device
+from homelab.core.errors import HomelabError, problems_answer
 from scheduling import selectors
 from scheduling.catalog import known_apps, requirements_for_app
 from scheduling.models import PlacementChoice, PlacementSettings, Reservation
@@ -29,18 +30,25 @@ if TYPE_CHECKING:
 RESERVATION_TTL = timedelta(minutes=15)
 
 
-class PlacementError(Exception):
-    """Input placement cannot work with. `field` names it; `status` is the HTTP status."""
+class PlacementError(HomelabError):
+    """Input placement cannot work with. `field` names it; `code` is the HTTP status."""
 
-    def __init__(self, message: str, *, field: str, status: int = 422):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.status = status
+    def __init__(self, message: str, *, field: str, code: int = 422, fixes=()):
+        super().__init__(message, field=field, code=code, fixes=fixes)
 
     @classmethod
     def from_invalid(cls, exc: InvalidInput) -> PlacementError:
-        return cls(f"{exc.field}: {exc.message}", field=exc.field, status=422)
+        return cls(f"{exc.field}: {exc.message}", field=exc.field, code=422)
+
+    def as_json(self) -> dict:
+        # invalid input answers in the API's validation shape, as it did before
+        if self.code != 422:
+            return super().as_json()
+        return {
+            **problems_answer([{"field": self.field, "message": self.message}]),
+            "field": self.field,
+            "fixes": list(self.fixes),
+        }
 
 
 def app_requirements(*, slug: str) -> AppRequirements:
@@ -49,7 +57,7 @@ def app_requirements(*, slug: str) -> AppRequirements:
     if requirements is None:
         names = ", ".join(app.slug for app in known_apps())
         raise PlacementError(
-            f"slug: no app called {slug!r}. Known apps: {names}.", field="slug", status=404
+            f"slug: no app called {slug!r}. Known apps: {names}.", field="slug", code=404
         )
     return requirements
 
@@ -163,7 +171,7 @@ def placement_choose(
     device = Device.objects.filter(pk=device_id).first()
     if device is None:
         raise PlacementError(
-            f"device_id: there is no device {device_id}.", field="device_id", status=404
+            f"device_id: there is no device {device_id}.", field="device_id", code=404
         )
     ranking = placement_rank(requirements=requirements, policy=policy)
     chosen = ranking.candidate(device.pk)
@@ -231,7 +239,7 @@ def reservation_create(
         raise PlacementError("ttl: must be longer than 0 seconds.", field="ttl")
     if not Device.objects.filter(pk=device_id).exists():
         raise PlacementError(
-            f"device_id: there is no device {device_id}.", field="device_id", status=404
+            f"device_id: there is no device {device_id}.", field="device_id", code=404
         )
     now = now or timezone.now()
     return Reservation.objects.create(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+from homelab.core.formatting import format_bytes  # noqa: F401  (scoring imports it from here)
+
 GIB = 1024**3
 MIB = 1024**2
 
@@ -37,18 +39,6 @@ def normalize_arch(name: str) -> str:
     cleaned = name.strip().lower()
     cleaned = cleaned.removeprefix("linux/")
     return _ARCH_ALIASES.get(cleaned, cleaned)
-
-
-def format_bytes(size: float) -> str:
-    """'6.1 GB', '512 MB', '1 GB' (binary units, as people read them on their devices)."""
-    if size >= 1024 * GIB:
-        text, unit = f"{size / (1024 * GIB):.1f}", "TB"
-    elif size >= GIB:
-        text, unit = f"{size / GIB:.1f}", "GB"
-    else:
-        return f"{int(max(size, 0) / MIB + 0.5)} MB"
-    text = text.removesuffix(".0")
-    return f"{text} {unit}"
 
 
 def format_shortfall(have: float, need: float) -> tuple[str, str]:

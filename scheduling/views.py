@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from homelab.core.web import show_error
 from scheduling import services
 from scheduling.catalog import known_apps
 from scheduling.forms import PolicyForm, RequirementsForm
@@ -65,7 +66,8 @@ def _choose(request: HttpRequest, requirements: AppRequirements, policy: str | N
             requirements=requirements, device_id=int(raw_id), policy=policy, user=request.user
         )
     except services.PlacementError as exc:
-        messages.error(request, f"{exc.message} Reload the page to see the devices there are now.")
+        exc.fixes.append("Reload the page to see the devices there are now.")
+        show_error(request, exc)
         return redirect(request.get_full_path())
     note = "" if choice.chosen_eligible else " It does not meet the app's needs, so it may fail."
     messages.success(

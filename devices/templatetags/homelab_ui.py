@@ -13,32 +13,13 @@ from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from devices.ssh import fingerprint as ssh_fingerprint
+from homelab.core.formatting import format_bytes
 
 register = template.Library()
 
-_UNITS = ["bytes", "KB", "MB", "GB", "TB", "PB"]
-
-
-@register.filter
-def human_bytes(value: float | None) -> str:
-    """1.9 GB style (powers of 1024, the figures people see on their own machines)."""
-    if value is None or value == "":
-        return "unknown"
-    size = float(value)
-    unit = 0
-    while abs(size) >= 1024 and unit < len(_UNITS) - 1:
-        size /= 1024
-        unit += 1
-    if unit == 0:
-        return f"{int(size)} bytes"
-    return f"{size:.0f} {_UNITS[unit]}" if size >= 100 else f"{size:.1f} {_UNITS[unit]}"
-
-
-@register.filter
-def mebibytes(value: float | None) -> str:
-    if not value:
-        return "0 MB"
-    return f"{float(value) / 1024 / 1024:.0f} MB"
+# Sizes: "1.9 GB" (homelab.core.formatting, the one formatter); `mebibytes` is its old name.
+human_bytes = register.filter("human_bytes", format_bytes)
+mebibytes = register.filter("mebibytes", format_bytes)
 
 
 @register.filter

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django import template
 
+from homelab.core.formatting import MIB, format_bytes
+from marketplace.models import FINAL_STATUSES
+
 register = template.Library()
 
 # What each pipeline step means to a person (basic mode); "What I did" shows the raw names.
@@ -41,7 +44,6 @@ STATUS_WORDS = {
     "removing": "Removing",
     "removed": "Removed",
 }
-FINAL_STATUSES = ("running", "stopped", "failed", "rolled_back", "removed")
 
 
 @register.filter
@@ -81,14 +83,8 @@ def is_final(status: str) -> bool:
 
 @register.filter
 def megabytes(mb: float | None) -> str:
-    """512 -> "512 MB", 1024 -> "1 GB", 1536 -> "1.5 GB"."""
-    if mb is None:
-        return "unknown"
-    mb = float(mb)
-    if mb < 1024:
-        return f"{mb:.0f} MB"
-    gb = mb / 1024
-    return f"{gb:.0f} GB" if gb == int(gb) else f"{gb:.1f} GB"
+    """A size given in MB (as recipes give them): 512 -> "512 MB", 1536 -> "1.5 GB"."""
+    return format_bytes(None if mb is None else float(mb) * MIB)
 
 
 @register.filter

@@ -19,9 +19,7 @@ CRITERION_LABELS = [
 ]
 
 
-@register.filter
-def human_bytes(value) -> str:
-    return "" if value is None else format_bytes(value)
+human_bytes = register.filter("human_bytes", format_bytes)
 
 
 @register.filter

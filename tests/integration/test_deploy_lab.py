@@ -294,7 +294,7 @@ def test_a_port_in_use_on_the_device_is_named_with_what_holds_it(lab, lab_device
             )
         assert f"port {port}/tcp" in caught.value.message
         assert f"container {holder}" in caught.value.message
-        assert caught.value.status == 409
+        assert caught.value.code == 409
         assert Deployment.objects.count() == 0
     finally:
         lab.exec("lab-pi", ["docker", "rm", "-f", holder])
@@ -420,5 +420,5 @@ def test_instance_names_with_shell_metacharacters_are_refused():
         assert caught.value.field == "instance"
     with pytest.raises(services.DeploymentError) as caught:
         services.deployment_create(slug="vault;id")
-    assert caught.value.field == "slug" and caught.value.status == 404
+    assert caught.value.field == "slug" and caught.value.code == 404
     assert Deployment.objects.count() == 0

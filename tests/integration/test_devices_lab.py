@@ -127,7 +127,7 @@ def test_a_wrong_password_gives_auth_failed_with_its_message_and_saves_nothing(l
     with pytest.raises(DeviceError) as caught:
         _add(lab, "lab-pi", password=wrong)
     error = caught.value
-    assert error.status == DeviceStatus.AUTH_FAILED
+    assert error.device_status == DeviceStatus.AUTH_FAILED
     assert "refused the login as root" in error.message
     assert error.fixes and error.field == "password"
     assert wrong not in error.message and wrong not in " ".join(error.fixes)
@@ -141,7 +141,7 @@ def test_an_address_where_nothing_listens_is_unreachable_with_the_fix(lab):
         services.device_add(
             name="nobody", address=dev.address, port=2, username="root", password=dev.password
         )
-    assert caught.value.status == DeviceStatus.OFFLINE
+    assert caught.value.device_status == DeviceStatus.OFFLINE
     assert "refused" in caught.value.message
     assert any("port 2" in fix for fix in caught.value.fixes)
     assert Device.objects.count() == 0

@@ -384,7 +384,7 @@ def test_wizard_shows_a_device_error_next_to_its_field(signed_in, monkeypatch, h
     def refuse(**kwargs):
         raise DeviceError(
             "The device refused the login.",
-            status=DeviceStatus.AUTH_FAILED,
+            device_status=DeviceStatus.AUTH_FAILED,
             fixes=["Check the password."],
             field="password",
         )
@@ -419,7 +419,7 @@ def test_wizard_save_success_goes_to_the_ready_page(signed_in, monkeypatch):
     assert response.status_code == 302
     ready = signed_in.get(response["Location"])
     assert "Your device is ready!" in ready.text
-    assert "2.0 GB" in ready.text
+    assert "2 GB" in ready.text
     assert "Add another device" in ready.text and "Go to dashboard" in ready.text
 
 
@@ -437,7 +437,7 @@ def test_scan_says_what_is_wrong_with_a_network(signed_in):
 def test_device_list_and_detail_show_the_device(signed_in):
     device = make_device()
     html = signed_in.get(reverse("device_list")).text
-    assert "lab-pi" in html and "2.0 GB" in html
+    assert "lab-pi" in html and "2 GB" in html
     html = signed_in.get(reverse("device_detail", args=[device.pk])).text
     assert "Check now" in html and "Edit" in html and "Remove" in html
     assert "Right now" in html and "The last 6 hours" in html
@@ -577,7 +577,7 @@ def test_check_now_edit_and_remove_work_on_a_lab_device(signed_in, lab):
     try:
         response = signed_in.post(reverse("device_check", args=[device.pk]), follow=True)
         assert "answered just now and is working" in response.text
-        assert "2.0 GB" in response.text
+        assert "2 GB" in response.text
 
         response = signed_in.post(
             reverse("device_edit", args=[device.pk]),

@@ -48,7 +48,7 @@ def _no_network(monkeypatch):
 def test_device_add_refuses_metacharacters_in_every_field(field, bad):
     with pytest.raises(DeviceError) as caught:
         services.device_add(**{**VALID, field: f"ok{bad}"})
-    assert caught.value.status == "invalid"
+    assert caught.value.device_status == "invalid"
     assert caught.value.field == field
     assert caught.value.message
     assert Device.objects.count() == 0
@@ -91,7 +91,7 @@ def test_device_add_refuses_a_name_already_taken():
     )
     with pytest.raises(DeviceError) as caught:
         services.device_add(**VALID)
-    assert caught.value.field == "name" and caught.value.status == "conflict"
+    assert caught.value.field == "name" and caught.value.device_status == "conflict"
 
 
 @pytest.mark.django_db

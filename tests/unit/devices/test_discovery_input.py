@@ -19,7 +19,7 @@ def test_bad_or_huge_networks_are_refused_with_words(text, settings):
     with pytest.raises(DiscoveryError) as caught:
         parse_network(text)
     assert isinstance(caught.value, DeviceError)
-    assert caught.value.field == "cidr" and caught.value.status == "invalid"
+    assert caught.value.field == "cidr" and caught.value.device_status == "invalid"
     assert "like" in caught.value.message  # every message shows what to enter instead
 
 

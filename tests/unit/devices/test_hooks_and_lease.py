@@ -81,7 +81,7 @@ def test_marketplace_turns_a_busy_device_into_the_same_409():
         marketplace_services.device_lease(device_id=device.pk, holder="deploy", wait_seconds=0),
     ):
         pass
-    assert caught.value.status == 409 and caught.value.field == "device_id"
+    assert caught.value.code == 409 and caught.value.field == "device_id"
     assert caught.value.message == BUSY_MESSAGE
 
 

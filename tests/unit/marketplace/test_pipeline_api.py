@@ -248,7 +248,7 @@ def test_the_device_lease_serialises_work_on_one_device(homelab):
             services.device_lease(device_id=device.pk, holder="second", wait_seconds=0),
         ):
             pass
-        assert caught.value.status == 409
+        assert caught.value.code == 409
         # another device is free
         with services.device_lease(device_id=homelab["small"].pk, holder="second", wait_seconds=0):
             pass

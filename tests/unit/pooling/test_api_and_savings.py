@@ -368,12 +368,9 @@ def test_a_shared_server_in_use_cannot_be_removed_and_an_unused_one_offers_it(cl
     assert page.count("Remove this server") == 1  # the idle one only
     assert f"/pooling/instances/{idle.pk}/remove/" in page
     # the API refuses the busy one with what to do, before touching the device
-    from ninja.testing import TestClient
-
-    from pooling.api import router
-
-    answer = TestClient(router).delete(f"/instances/{busy.pk}", user=user)
+    answer = client.delete(f"/api/v1/pooling/instances/{busy.pk}")
     assert answer.status_code == 409
+    assert answer.json()["detail"] == answer.json()["message"]
     assert answer.json()["message"] == (
         "1 app still uses the shared PostgreSQL on server-02: remove it first (My apps), "
         "then this server."
@@ -437,3 +434,38 @@ def test_a_shared_server_that_did_not_start_is_tried_again_later_not_on_every_po
     said = shared_instances_check(device=device, shell=shell, container_state=exited)
     assert shell.ran, "it is tried again once the wait is over"
     assert said and "did not start again" in said[0], said
+
+
+def test_one_pool_summary_behind_the_page_and_the_api(client):
+    from pooling.selectors import shared_instance_summaries, shared_instance_summary
+
+    user = get_user_model().objects.create_superuser("admin", "a@example.com", "a-long-pw-1")
+    client.force_login(user)
+    instance = _instance(
+        _device(), measured_memory_bytes=50 * MIB, standalone_memory_bytes=40 * MIB
+    )
+    first = _database(instance, "paperless_ngx_a")
+    _database(instance, "paperless_ngx_b")
+    PooledDatabase.objects.filter(pk=first.pk).update(connections=3)
+    gone = _instance(_device("server-03"), engine="mariadb")
+    SharedInstance.objects.filter(pk=gone.pk).update(status="removed")  # not listed
+
+    [summary] = shared_instance_summaries()
+    assert summary["instance"].pk == instance.pk
+    assert summary["apps"] == 2 and len(summary["databases"]) == 2
+    assert summary["connections"] == 3  # only the measured database counts
+    assert summary["baseline_bytes"] == 40 * MIB
+    assert summary["baseline_source"] == "measured on the device"
+    assert summary["saved_bytes"] == 2 * 40 * MIB - 50 * MIB
+    # without the annotation (one instance fetched plainly) the figures are the same
+    plain = shared_instance_summary(SharedInstance.objects.get(pk=instance.pk))
+    assert {k: v for k, v in plain.items() if k not in ("instance", "databases")} == {
+        k: v for k, v in summary.items() if k not in ("instance", "databases")
+    }
+
+    [answer] = client.get("/api/v1/pooling/instances").json()
+    assert (answer["apps"], answer["saved_ram_bytes"], answer["standalone_memory_bytes"]) == (
+        2, 30 * MIB, 40 * MIB,
+    )  # fmt: skip
+    page = client.get("/pooling/")
+    assert [row["saved_bytes"] for row in page.context["instances"]] == [30 * MIB]

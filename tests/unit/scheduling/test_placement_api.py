@@ -211,7 +211,7 @@ def test_reservation_input_is_checked(homelab):
     assert raised.value.field == "ram_bytes"
     with pytest.raises(services.PlacementError) as raised:
         services.reservation_create(device_id=999999, label="x")
-    assert raised.value.field == "device_id" and raised.value.status == 404
+    assert raised.value.field == "device_id" and raised.value.code == 404
 
 
 def test_reliability_comes_from_the_poll_history_of_the_last_7_days(homelab):
