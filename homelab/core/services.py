@@ -1,6 +1,7 @@
 """The services that change jobs: start, run (in the worker), cancel, recover.
 
 job_enqueue               create the row; the worker runs it after the transaction commits
+job_send                  queue the worker's task for a waiting job (job_enqueue does it)
 job_run                   claim it atomically (queued -> running) and run its kind's runner
 job_cancel                queued: cancelled at once; running: asked, the runner stops and undoes
 jobs_recover_interrupted  running jobs whose worker is gone: interrupted, the kind cleans up
@@ -76,15 +77,27 @@ def job_enqueue(
     )
     if sync:
         return job_run(job_id=job.pk) or job
-    job_id = job.pk
+    job_send(job=job)
+    return job
+
+
+def job_send(*, job: Job) -> None:
+    """Queue homelab.core.tasks.run_job(job.pk) on django-q2 once the surrounding
+    transaction commits (again, for a waiting job whose task was lost: the claim in
+    job_run makes a second task harmless). The kind's `timeout_seconds` becomes the
+    task's timeout."""
+    job_id, kind = job.pk, job.kind
+    runner_class = job_kind(kind)
+    options = {"task_name": f"job-{job_id}-{kind}"[:100]}
+    if runner_class is not None and runner_class.timeout_seconds:
+        options["timeout"] = runner_class.timeout_seconds
 
     def _enqueue() -> None:
         from django_q.tasks import async_task
 
-        async_task("homelab.core.tasks.run_job", job_id, task_name=f"job-{job_id}-{kind}"[:100])
+        async_task("homelab.core.tasks.run_job", job_id, **options)
 
     transaction.on_commit(_enqueue)
-    return job
 
 
 def job_run(*, job_id: int) -> Job | None:
