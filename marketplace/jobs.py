@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 
+from django.utils import timezone
+
 from devices.models import DeviceLease
-from homelab.core.jobs import JobFailed, JobRunner
+from homelab.core.jobs import JobCancelled, JobFailed, JobRunner
 from homelab.core.masking import mask
 from homelab.core.models import Job, JobStatus, JobStep
 from marketplace import pipeline, services
@@ -102,6 +104,25 @@ class DeployJob(DeploymentJob):
                 status=DeploymentStatus.ROLLING_BACK
             )
 
+    @classmethod
+    def cancelled_before_start(cls, job: Job) -> None:
+        """The deployment waited for this job: it ends failed (its name free again), its
+        reservation released; nothing was done on the device."""
+        deployment = _deployment_of(job)
+        if deployment is None:
+            return
+        claimed = Deployment.objects.filter(
+            pk=deployment.pk, status=DeploymentStatus.VALIDATING, started_at__isnull=True
+        ).update(started_at=timezone.now())
+        if claimed == 1:
+            services._release(deployment)
+            services._finish(
+                deployment,
+                DeploymentStatus.FAILED,
+                "The deployment was cancelled before it started; nothing was done on "
+                f"{deployment.device.name}. Deploy it again when you are ready.",
+            )
+
     def run(self) -> dict:
         deployment = self.the_deployment()
         done = services.deployment_run(deployment_id=deployment.pk, job=self)
@@ -112,7 +133,9 @@ class DeployJob(DeploymentJob):
             return {"claimed": False}
         self.deployment = done
         if done.status != DeploymentStatus.RUNNING:
-            # the pipeline has undone what it did (run_steps); the job says why it failed
+            # the pipeline has undone what it did (run_steps); the job says why it ended
+            if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+                raise JobCancelled
             raise JobFailed(done.error or f"The deployment ended {done.status}.")
         return {"claimed": True, "status": done.status, "url": done.url}
 

@@ -59,7 +59,7 @@ from devices.compose import (
     wait_flags,
 )
 from devices.models import Device
-from homelab.core.jobs import JobRunner
+from homelab.core.jobs import JobCancelled, JobRunner
 from homelab.core.masking import mask
 from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.models import Deployment
@@ -133,9 +133,11 @@ def run_steps(
     3. The result is rolled_back when every undo worked, failed otherwise. The caller
        decides what the job's own outcome is.
     """
-    for step in steps:
+    for number, step in enumerate(steps):
         set_status(step.status)
         try:
+            if number:
+                job.check_cancelled()  # between steps: a person may have pressed Cancel
             with job.step(step.name) as handle:
                 handle.message = step.run(job) or ""
         except Exception as exc:  # every failure rolls back
@@ -151,6 +153,8 @@ def run_steps(
 
 def describe(exc: BaseException) -> str:
     """A step's failure in plain words (the deployment jobs' describe_error)."""
+    if isinstance(exc, JobCancelled):
+        return "Cancelled on request; what it had done so far was undone."
     if isinstance(exc, StepFailed):
         return str(exc)
     if isinstance(exc, ssh.SSHError):

@@ -236,6 +236,11 @@ class JobRunner:
         skipped steps too): a kind that keeps its own record of steps mirrors them here."""
 
     @classmethod
+    def cancelled_before_start(cls, job: Job) -> None:
+        """Called when the job was cancelled while it waited (run() never ran): a kind
+        whose target already says "waiting for this job" puts the target right here."""
+
+    @classmethod
     def interrupted(cls, job: Job) -> str:
         """Clean up after a worker died mid-job, from `job.params` and the target alone
         (the in-memory undos are gone). Return what was done, in plain words; raise when

@@ -144,7 +144,14 @@ def job_cancel(*, job_id: int, user=None) -> Job:
         finished_at=now,
         error=f"Cancelled by {who} before it started; nothing was done.",
     ):
-        return Job.objects.get(pk=job_id)
+        job = Job.objects.get(pk=job_id)
+        runner_class = job_kind(job.kind)
+        if runner_class is not None:
+            try:
+                runner_class.cancelled_before_start(job)
+            except Exception:  # the job is cancelled; its target says what is left
+                logger.exception("Job %s: its kind's cancelled_before_start failed", job_id)
+        return job
     if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(cancel_requested=True):
         return Job.objects.get(pk=job_id)
     job = Job.objects.filter(pk=job_id).first()

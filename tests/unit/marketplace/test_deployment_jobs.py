@@ -295,3 +295,51 @@ def test_the_poll_sweep_finds_interrupted_jobs(monkeypatch):
     tasks.poll_all()
     assert Job.objects.get(pk=job.pk).status == "interrupted"
     assert Deployment.objects.get(pk=d.pk).status == "failed"
+
+
+# ---------------------------------------------------------------------------- cancel
+def test_a_deploy_cancelled_while_it_waits_frees_the_app_name(client, device):
+    make_device("big", ram_free_gb=8)
+    body = client.post(
+        "/api/v1/applications/vaultwarden/deploy", {}, content_type="application/json"
+    ).json()
+    answer = client.post(f"/api/v1/jobs/{body['job_id']}/cancel")
+    assert answer.status_code == 202 and answer.json()["status"] == "cancelled"
+    d = Deployment.objects.get(pk=body["deployment_id"])
+    assert d.status == "failed" and "cancelled before it started" in d.error
+    assert job_run(job_id=body["job_id"]) is None  # the worker finds nothing to do
+    # the same app and name may be deployed again at once
+    again = client.post(
+        "/api/v1/applications/vaultwarden/deploy", {}, content_type="application/json"
+    )
+    assert again.status_code == 202 and again.json()["deployment_id"] != d.pk
+
+
+def test_a_deploy_cancelled_between_steps_is_undone_and_cancelled(client, device, monkeypatch):
+    make_device("big", ram_free_gb=8)
+    undone = []
+
+    def first(ctx):
+        ctx.on_undo("remove the thing", lambda: undone.append(1))
+        # a person presses Cancel while this step runs
+        Job.objects.filter(kind="app.deploy").update(cancel_requested=True)
+        return "made the thing"
+
+    monkeypatch.setattr(
+        pipeline.DeploymentPipeline,
+        "steps",
+        lambda self: [
+            pipeline.Step("pre-flight checks", "validating", first),
+            pipeline.Step("health check", "health_check", lambda ctx: pytest.fail("ran")),
+        ],
+    )
+    body = client.post(
+        "/api/v1/applications/vaultwarden/deploy", {}, content_type="application/json"
+    ).json()
+    job = job_run(job_id=body["job_id"])
+    assert job.status == "cancelled", job.error
+    # the next step never started; what the first made was undone
+    assert steps_of(job) == [("pre-flight checks", "ok"), ("undo: remove the thing", "undone")]
+    assert undone == [1]
+    d = Deployment.objects.get(pk=body["deployment_id"])
+    assert d.status == "rolled_back" and "Cancelled on request" in d.error
