@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from devices import hooks, services
 from devices.models import Device
+from homelab.core.services import jobs_recover_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,15 @@ def poll_device(device_id: int) -> str:
 
 
 def poll_all(scheduled_for: str | None = None) -> int:
-    """One sweep: re-arm the schedule, queue a poll per device; returns how many were queued."""
+    """One sweep: re-arm the schedule, queue a poll per device; returns how many were queued.
+    Each sweep also finds jobs whose worker died (one query when none is running)."""
     _rearm(scheduled_for)
-    return services.devices_poll_all()
+    queued = services.devices_poll_all()
+    try:
+        jobs_recover_interrupted()
+    except Exception:  # never fail the sweep; the next one tries again
+        logger.exception("Finding interrupted jobs failed")
+    return queued
 
 
 def _rearm(scheduled_for: str | None) -> None:

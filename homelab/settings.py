@@ -289,7 +289,9 @@ Q_CLUSTER: dict = {
     "name": "homelab",
     "workers": env_int("HOMELAB_WORKERS", 2),
     "timeout": 300,
-    "retry": 360,
+    # longer than the longest job's own timeout (a deploy or a removal with dumps: 3600 s,
+    # homelab.core.jobs.JobRunner.timeout_seconds), so a running job is never re-delivered
+    "retry": 3700,
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,

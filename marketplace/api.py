@@ -2,11 +2,11 @@
 
 GET    /applications                    the catalog (and the invalid recipes with their errors)
 GET    /applications/{slug}             one app
-POST   /applications/{slug}/deploy      start a deployment -> 202
+POST   /applications/{slug}/deploy      start a deployment (an `app.deploy` job) -> 202
 GET    /deployments                     filter by device, status, category
 GET    /deployments/{id}                status, steps, url, error
-POST   /deployments/{id}/start|stop|restart
-DELETE /deployments/{id}?delete_data=true
+POST   /deployments/{id}/start|stop|restart    start a job -> 202 {"job_id", "deployment_id", ...}
+DELETE /deployments/{id}?delete_data=true   start an `app.remove` job -> 202 (removed: 200)
 GET    /deployments/{id}/logs
 GET    /deployments/{id}/debug          "What I did": compose (masked), commands, rollback log
 """
@@ -87,9 +87,19 @@ class DeployIn(Schema):
 
 
 class DeployOut(Schema):
+    job_id: int | None = Field(description="The `app.deploy` job: GET /api/v1/jobs/{job_id}.")
     deployment_id: int
     device_id: int
     status: str
+
+
+class JobStartedOut(Schema):
+    """202: the work runs as a job; follow it at GET /api/v1/jobs/{job_id}."""
+
+    job_id: int | None = Field(description="None: there was nothing to do.")
+    job_kind: str
+    job_status: str
+    deployment_id: int
 
 
 class StepOut(Schema):
@@ -229,7 +239,9 @@ def deploy(request: HttpRequest, slug: str, payload: DeployIn):
         config=payload.config,
         user=request.user,
     )
+    job = services.deployment_jobs(deployment.pk).filter(kind="app.deploy").first()
     return 202, {
+        "job_id": job.pk if job else None,
         "deployment_id": deployment.pk,
         "device_id": deployment.device_id,
         "status": deployment.status,
@@ -271,39 +283,61 @@ def _pooled(deployment: Deployment) -> list[dict]:
     return pooled_databases_for_deployment(deployment)
 
 
-def _day2(deployment_id: int, action) -> dict:
-    deployment = action(deployment=_deployment_or_404(deployment_id))
-    return _out(deployment)
+def _day2(request: HttpRequest, deployment_id: int, action) -> tuple[int, dict]:
+    """Start the job (202 with its id and the deployment as it is now); a removed
+    deployment needs no job (200)."""
+    deployment = _deployment_or_404(deployment_id)
+    job = action(deployment=deployment, user=request.user)
+    deployment.refresh_from_db()
+    answer = {
+        **_out(deployment),
+        "job_id": job.pk if job else None,
+        "job_kind": job.kind if job else "",
+        "job_status": job.status if job else "",
+        "deployment_id": deployment.pk,
+    }
+    return (202 if job else 200), answer
 
 
-@router.post("/deployments/{deployment_id}/start", response=DeploymentOut)
+class Day2Out(DeploymentOut, JobStartedOut):
+    pass
+
+
+@router.post("/deployments/{deployment_id}/start", response={202: Day2Out})
 def start(request: HttpRequest, deployment_id: int):
-    return _day2(deployment_id, services.deployment_start)
+    """Start a stopped app: 202 with the `app.start` job."""
+    return _day2(request, deployment_id, services.deployment_start)
 
 
-@router.post("/deployments/{deployment_id}/stop", response=DeploymentOut)
+@router.post("/deployments/{deployment_id}/stop", response={202: Day2Out})
 def stop(request: HttpRequest, deployment_id: int):
-    return _day2(deployment_id, services.deployment_stop)
+    """Stop a running app: 202 with the `app.stop` job."""
+    return _day2(request, deployment_id, services.deployment_stop)
 
 
-@router.post("/deployments/{deployment_id}/restart", response=DeploymentOut)
+@router.post("/deployments/{deployment_id}/restart", response={202: Day2Out})
 def restart(request: HttpRequest, deployment_id: int):
-    return _day2(deployment_id, services.deployment_restart)
+    """Restart an app: 202 with the `app.restart` job."""
+    return _day2(request, deployment_id, services.deployment_restart)
 
 
-@router.delete("/deployments/{deployment_id}", response=DeploymentOut)
+@router.delete("/deployments/{deployment_id}", response={200: Day2Out, 202: Day2Out})
 def remove(
     request: HttpRequest,
     deployment_id: int,
     delete_data: bool = False,
     keep_shared_servers: bool = False,
 ):
+    """Remove an app: 202 with the `app.remove` job (its database dumps run there); 200
+    without a job when it was removed already."""
     return _day2(
+        request,
         deployment_id,
-        lambda deployment: services.deployment_remove(
+        lambda deployment, user: services.deployment_remove(
             deployment=deployment,
             delete_data=delete_data,
             keep_shared_servers=keep_shared_servers,
+            user=user,
         ),
     )
 

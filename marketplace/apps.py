@@ -7,8 +7,11 @@ class MarketplaceConfig(AppConfig):
 
     def ready(self) -> None:
         # the layers below ask the apps through these registries (DESIGN.md "Layers")
+        from django.urls import reverse
+
         from devices import hooks as device_hooks
-        from marketplace import recovery, selectors, services
+        from homelab.core.jobs import register_job_kind, register_target_url
+        from marketplace import jobs, recovery, selectors, services
         from pooling import hooks as pooling_hooks
         from scheduling import hooks as scheduling_hooks
 
@@ -20,3 +23,7 @@ class MarketplaceConfig(AppConfig):
         pooling_hooks.register_live_apps(selectors.live_apps_for_pooling)
         scheduling_hooks.catalog_apps.register(selectors.catalog_apps_for_placement)
         scheduling_hooks.host_ports_in_use.register(selectors.host_ports_in_use)
+
+        for kind, runner_class in jobs.KINDS.items():
+            register_job_kind(kind, runner_class)
+        register_target_url("deployment", lambda pk: reverse("deployment_detail", args=[pk]))

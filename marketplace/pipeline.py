@@ -1,9 +1,11 @@
 """How a deployment works, top to bottom.
 
-`Runner` is the generic part: it runs steps in order, records each one, keeps the undo
-callables the steps register, and on a failure runs those undos in reverse order (the
-seeds' LIFO rollback manager). It knows nothing of devices, so unit tests drive it with
-fake steps and a fake recorder.
+`run_steps` is the generic part: it runs steps in order as the steps of a job
+(homelab.core.jobs.JobRunner: the job's step rows, the undo callables the steps register
+with `on_undo`, masking), and on a failure runs those undos in reverse order (the seeds'
+LIFO rollback manager) and says rolled_back or failed. The job that runs a deployment is
+marketplace.jobs.DeployJob; it mirrors the job's steps into DeploymentStep rows, which the
+deployment page follows.
 
 `DeploymentPipeline` is the deployment itself, one method per step:
 
@@ -58,9 +60,10 @@ from devices.compose import (
     wait_flags,
 )
 from devices.models import Device
+from homelab.core.jobs import JobCancelled, JobRunner
 from homelab.core.masking import mask
 from marketplace.compose import RenderConfig, RenderError, render_compose
-from marketplace.models import Deployment, DeploymentStep
+from marketplace.models import Deployment
 from marketplace.preflight import (
     device_state,
     host_ports,
@@ -78,13 +81,7 @@ HEALTH_PAUSES_SECONDS = (0.1, 0.2, 0.3, 0.5, 1.0)
 DEVICE_CHECK_EVERY_SECONDS = 5.0
 
 
-# ------------------------------------------------------------------------------- runner
-class Recorder(Protocol):
-    def set_status(self, status: str) -> None: ...
-    def step_started(self, name: str) -> object: ...
-    def step_finished(self, handle: object, status: str, message: str = "") -> None: ...
-
-
+# ------------------------------------------------------------------------------- steps
 @dataclass
 class Step:
     name: str
@@ -92,10 +89,16 @@ class Step:
     run: Callable[[Context], str | None]  # returns a message for the step row
 
 
-@dataclass
-class Context:
-    """Handed to each step: where to register undos."""
+class Context(Protocol):
+    """Handed to each step: where to register undos. The job's runner is one
+    (homelab.core.jobs.JobRunner.on_undo); UndoList is one for code that runs steps by
+    hand (the lab's recovery test)."""
 
+    def on_undo(self, name: str, action: Callable[[], object]) -> None: ...
+
+
+@dataclass
+class UndoList:
     undos: list[tuple[str, Callable[[], object]]] = field(default_factory=list)
 
     def on_undo(self, name: str, action: Callable[[], object]) -> None:
@@ -113,57 +116,46 @@ class Outcome:
     cleanup_pending: bool = False
 
 
-class Runner:
-    """Run steps; on failure undo what was done, newest first.
+def run_steps(
+    job: JobRunner,
+    steps: Sequence[Step],
+    *,
+    set_status: Callable[[str], None],
+    final_status: str = "running",
+) -> Outcome:
+    """Run steps as the job's steps; on failure undo what was done, newest first.
 
-    1. For each step: set the deployment status, record the step as running, run it,
-       record ok with its message.
-    2. On an exception: record the step failed with the message, set rolling_back, run
-       every registered undo in reverse order (each recorded as its own step, undone or
-       undo_failed; an undo failing does not stop the others).
-    3. The result is rolled_back when every undo worked, failed otherwise.
+    1. For each step: set the deployment status, then `with job.step(name)` (the job's
+       step row: running, then ok with the step's message; failed with the error in the
+       job's words, masked).
+    2. On an exception: set rolling_back and run every registered undo in reverse order
+       (job.rollback: each its own step, undone or undo_failed; an undo failing does not
+       stop the others).
+    3. The result is rolled_back when every undo worked, failed otherwise. The caller
+       decides what the job's own outcome is.
     """
-
-    def __init__(self, recorder: Recorder, *, final_status: str = "running"):
-        self.recorder = recorder
-        self.final_status = final_status
-        self.context = Context()
-
-    def run(self, steps: Sequence[Step]) -> Outcome:
-        for step in steps:
-            self.recorder.set_status(step.status)
-            handle = self.recorder.step_started(step.name)
-            try:
-                message = step.run(self.context) or ""
-            except Exception as exc:  # every failure rolls back
-                error = _describe(exc)
-                logger.info("Step %s failed: %s", step.name, error)
-                self.recorder.step_finished(handle, "failed", error)
-                undo_errors = self.rollback()
-                status = "failed" if undo_errors else "rolled_back"
-                return Outcome(False, status, error, step.name, undo_errors)
-            self.recorder.step_finished(handle, "ok", message)
-        self.recorder.set_status(self.final_status)
-        return Outcome(True, self.final_status)
-
-    def rollback(self) -> list[str]:
-        self.recorder.set_status("rolling_back")
-        errors = []
-        while self.context.undos:
-            name, action = self.context.undos.pop()
-            handle = self.recorder.step_started(f"undo: {name}")
-            try:
-                message = action() or ""
-            except Exception as exc:  # keep undoing the rest
-                error = _describe(exc)
-                errors.append(f"{name}: {error}")
-                self.recorder.step_finished(handle, "undo_failed", error)
-            else:
-                self.recorder.step_finished(handle, "undone", str(message))
-        return errors
+    for number, step in enumerate(steps):
+        set_status(step.status)
+        try:
+            if number:
+                job.check_cancelled()  # between steps: a person may have pressed Cancel
+            with job.step(step.name) as handle:
+                handle.message = step.run(job) or ""
+        except Exception as exc:  # every failure rolls back
+            error = job.describe_error(exc)
+            logger.info("Step %s failed: %s", step.name, error)
+            set_status("rolling_back")
+            undo_errors = job.rollback()
+            status = "failed" if undo_errors else "rolled_back"
+            return Outcome(False, status, error, step.name, undo_errors)
+    set_status(final_status)
+    return Outcome(True, final_status)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """A step's failure in plain words (the deployment jobs' describe_error)."""
+    if isinstance(exc, JobCancelled):
+        return "Cancelled on request; what it had done so far was undone."
     if isinstance(exc, StepFailed):
         return str(exc)
     if isinstance(exc, ssh.SSHError):
@@ -174,27 +166,6 @@ def _describe(exc: BaseException) -> str:
 # ---------------------------------------------------------------------- the deployment
 class DeviceGone(StepFailed):
     """The device stopped answering altogether (not only the app)."""
-
-
-class DeploymentRecorder:
-    """Persist status changes and steps of one deployment."""
-
-    def __init__(self, deployment):
-        self.deployment = deployment
-
-    def set_status(self, status: str) -> None:
-        self.deployment.status = status
-        Deployment.objects.filter(pk=self.deployment.pk).update(
-            status=status, updated=timezone.now()
-        )
-
-    def step_started(self, name: str):
-        return DeploymentStep.objects.create(deployment_id=self.deployment.pk, name=name)
-
-    def step_finished(self, handle, status: str, message: str = "") -> None:
-        handle.status = status
-        handle.message = mask(message, self.deployment.secret_values().values())
-        handle.save(update_fields=["status", "message"])
 
 
 class DeploymentPipeline:
@@ -211,6 +182,12 @@ class DeploymentPipeline:
         self.folder_existed: bool | None = None  # None: pre-flight has not looked
 
     # -- helpers
+    def set_status(self, status: str) -> None:
+        self.deployment.status = status
+        Deployment.objects.filter(pk=self.deployment.pk).update(
+            status=status, updated=timezone.now()
+        )
+
     def compose(self, *args: str) -> list[str]:
         return [
             *compose_base(self.device),
@@ -238,8 +215,9 @@ class DeploymentPipeline:
             Step("health check", "health_check", self.health_check),
         ]
 
-    def run(self) -> Outcome:
-        outcome = Runner(DeploymentRecorder(self.deployment)).run(self.steps())
+    def run(self, job: JobRunner) -> Outcome:
+        """Run the steps as `job`'s steps (marketplace.jobs.DeployJob)."""
+        outcome = run_steps(job, self.steps(), set_status=self.set_status)
         if not outcome.ok and outcome.undo_errors:
             # mostly the device went away (or is shutting down): try again when it is back
             outcome.cleanup_pending = True

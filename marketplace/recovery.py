@@ -79,27 +79,41 @@ def deployments_recover_interrupted() -> int:
                 "The control plane stopped during the removal; press Remove again.",
             )
             continue
-        message = (
-            "The control plane stopped during this deployment; what it had created was removed."
-        )
-        p = None
-        try:
-            p = pipeline.DeploymentPipeline(deployment, _recipe_or_none(deployment.slug))
-            _undo_on_device(p, deployment, keep_data=True)
-        except ssh.SSHError:
-            cleanup_mark_pending(deployment, folder=p.folder if p else "")
-            message = "The control plane stopped during this deployment." + PENDING_NOTE
-        except Exception as exc:  # say what happened; Remove cleans up
-            message = (
-                "The control plane stopped during this deployment and cleaning up failed "
-                f"({getattr(exc, 'message', exc)}); remove it to clean up."
-            )
-        services._release(deployment)
-        services._finish(deployment, DeploymentStatus.FAILED, message)
+        deployment_recover_interrupted(deployment)
     for device in Device.objects.filter(pk__in=earlier_devices):
         if ssh_port_answers(device.address, device.port):
             deployments_cleanup_pending(device=device)
     return handled
+
+
+def deployment_recover_interrupted(deployment: Deployment) -> str:
+    """One deployment the control plane stopped mid-way (claimed, transient): undo by
+    project name (`down -v`, remove the folder, its pooled databases), then failed with
+    what happened; a device that does not answer keeps the undo pending. A removal cut
+    short is failed so Remove can be pressed again. Returns the deployment's error."""
+    if deployment.status == DeploymentStatus.REMOVING:
+        services._finish(
+            deployment,
+            DeploymentStatus.FAILED,
+            "The control plane stopped during the removal; press Remove again.",
+        )
+        return deployment.error
+    message = "The control plane stopped during this deployment; what it had created was removed."
+    p = None
+    try:
+        p = pipeline.DeploymentPipeline(deployment, _recipe_or_none(deployment.slug))
+        _undo_on_device(p, deployment, keep_data=True)
+    except ssh.SSHError:
+        cleanup_mark_pending(deployment, folder=p.folder if p else "")
+        message = "The control plane stopped during this deployment." + PENDING_NOTE
+    except Exception as exc:  # say what happened; Remove cleans up
+        message = (
+            "The control plane stopped during this deployment and cleaning up failed "
+            f"({getattr(exc, 'message', exc)}); remove it to clean up."
+        )
+    services._release(deployment)
+    services._finish(deployment, DeploymentStatus.FAILED, message)
+    return message
 
 
 def _recipe_or_none(slug: str):

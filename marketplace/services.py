@@ -1,9 +1,11 @@
 """Deployment services: every door (API, pages, tasks, commands) calls these.
 
 deployment_create   validate, choose the device (placement when none is named), reserve,
-                    save, enqueue `tasks.run_deployment` on commit (or run inline: sync=True)
-deployment_run      claim the deployment and run the pipeline under the device's lease
+                    save, start an `app.deploy` job on commit (or run it inline: sync=True)
+deployment_run      (in the job) claim the deployment, run the pipeline under the lease
 deployment_start / deployment_stop / deployment_restart / deployment_remove
+                    check at once, then start an `app.<action>` job (marketplace.jobs);
+                    deployment_operate and removal_run are the jobs' device work
 deployment_logs     the last lines of the app's logs (secrets masked)
 After a restart or a device that went away: marketplace/recovery.py
 (deployments_recover_interrupted, deployments_cleanup_pending, deployments_after_poll).
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
@@ -25,7 +26,10 @@ from devices import lease, ssh
 from devices.compose import StepFailed
 from devices.lease import LEASE_WAIT_SECONDS
 from devices.models import Device
+from homelab.core.jobs import JobFailed, JobRunner, Target, job_kind_label
 from homelab.core.masking import mask
+from homelab.core.models import LIVE_JOB_STATUSES, Job, JobStatus
+from homelab.core.services import job_enqueue, job_send
 from marketplace import pipeline
 from marketplace.compose import (
     INSTANCE_RE,
@@ -39,13 +43,12 @@ from marketplace.models import (
     TRANSIENT_STATUSES,
     Deployment,
     DeploymentStatus,
-    DeploymentStep,
 )
 from marketplace.preflight import host_ports, port_problems, preflight_problems, requirements_of
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
 from marketplace.selectors import kept_deployment
 from marketplace.shell import DeploymentShell
-from pooling.selectors import secret_values_for
+from pooling.selectors import pooled_databases_for_deployment, secret_values_for
 from pooling.services import PoolingError, pooled_databases_release
 from scheduling.services import placement_rank, reservation_create, reservation_release
 
@@ -54,8 +57,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
 
 logger = logging.getLogger(__name__)
-
-TASK_TIMEOUT_SECONDS = 3600
 
 
 # ------------------------------------------------------------------------ device lease
@@ -267,8 +268,8 @@ def deployment_create(
             deployment.reservation_id = reservation.pk if reservation else None
             deployment.save(update_fields=["reservation_id"])
             if not sync:
-                deployment_id = deployment.pk
-                transaction.on_commit(lambda: enqueue_run(deployment_id))
+                # the job's row now (the answer names it); its worker task after commit
+                enqueue_run(deployment.pk)
     except IntegrityError:
         # another request created the same deployment a moment ago: that one wins
         found = (
@@ -300,24 +301,57 @@ def _release(deployment: Deployment) -> None:
         reservation_release(reservation_id=deployment.reservation_id)
 
 
-def enqueue_run(deployment_id: int) -> None:
-    from django_q.tasks import async_task
+def deployment_target(deployment: Deployment) -> Target:
+    """What the deployment's jobs name as their target (Activity links it to its page)."""
+    return Target("deployment", deployment.pk, f"{deployment.app_name} on {deployment.device.name}")
 
-    async_task(
-        "marketplace.tasks.run_deployment",
-        deployment_id,
-        timeout=TASK_TIMEOUT_SECONDS,
-        task_name=f"deploy-{deployment_id}",
+
+def deployment_jobs(deployment_id: int):
+    """The deployment's jobs, newest first (deploy, start/stop/restart, removal)."""
+    return Job.objects.filter(target_type="deployment", target_id=str(deployment_id))
+
+
+def enqueue_run(deployment_id: int) -> Job:
+    """Have the worker run the deployment as an `app.deploy` job (started by the
+    deployment's user). A deploy job of it still waiting (start-up recovery) is queued
+    again rather than doubled."""
+    waiting = (
+        deployment_jobs(deployment_id).filter(kind="app.deploy", status=JobStatus.QUEUED).first()
+    )
+    if waiting is not None:
+        job_send(job=waiting)
+        return waiting
+    deployment = Deployment.objects.select_related("device").get(pk=deployment_id)
+    return job_enqueue(
+        kind="app.deploy",
+        target=deployment_target(deployment),
+        user=deployment.user,
+        params={"deployment_id": deployment_id},
     )
 
 
 # -------------------------------------------------------------------------------- run
-def deployment_run(*, deployment_id: int) -> Deployment | None:
+def deployment_run(*, deployment_id: int, job: JobRunner | None = None) -> Deployment | None:
     """Claim the deployment (exactly once) and run the pipeline on its device.
 
+    `job` is the running `app.deploy` job (marketplace.jobs.DeployJob); without one (a
+    command, a test) an `app.deploy` job is made and run here and now, the same code.
     Claimed with a conditional UPDATE on (validating, not started): a second worker, or a
-    task left over after the control plane restarted, finds nothing to do.
+    task left over after the control plane restarted, finds nothing to do (None).
     """
+    if job is None:
+        deployment = Deployment.objects.select_related("device").filter(pk=deployment_id).first()
+        if deployment is None:
+            return None
+        done = job_enqueue(
+            kind="app.deploy",
+            target=deployment_target(deployment),
+            params={"deployment_id": deployment_id},
+            sync=True,
+        )
+        if (done.result or {}).get("claimed") is False:
+            return None
+        return Deployment.objects.select_related("device").get(pk=deployment_id)
     claimed = Deployment.objects.filter(
         pk=deployment_id, status=DeploymentStatus.VALIDATING, started_at__isnull=True
     ).update(started_at=timezone.now())
@@ -330,11 +364,10 @@ def deployment_run(*, deployment_id: int) -> Deployment | None:
         return _finish(deployment, DeploymentStatus.FAILED, exc.message)
     # an earlier attempt under the same project name may still wait for its undo
     deployments_cleanup_pending(device=deployment.device, project=deployment.project)
-    holder = f"deployment-{deployment.pk}-{uuid.uuid4().hex[:8]}"
     try:
-        with device_lease(device_id=deployment.device_id, holder=holder):
+        with device_lease(device_id=deployment.device_id, holder=job_lease_holder(job.job.pk)):
             run = pipeline.DeploymentPipeline(deployment, recipe)
-            outcome = run.run()
+            outcome = run.run(job)
     except DeploymentError as exc:  # the device stayed busy: nothing was done
         _release(deployment)
         return _finish(deployment, DeploymentStatus.FAILED, exc.message)
@@ -359,6 +392,12 @@ def deployment_run(*, deployment_id: int) -> Deployment | None:
     return _finish(deployment, outcome.status, error)
 
 
+def job_lease_holder(job_id: int) -> str:
+    """The device lease's holder while a job works on the device; the job's clean-up after
+    an interruption frees the lease by this name."""
+    return f"job-{job_id}"
+
+
 def _finish(deployment: Deployment, status: str, error: str) -> Deployment:
     deployment.status = status
     deployment.error = mask(error, deployment.secret_values().values())
@@ -369,22 +408,15 @@ def _finish(deployment: Deployment, status: str, error: str) -> Deployment:
 
 
 # -------------------------------------------------------------------------- day 2
-def _operate(deployment: Deployment, name: str, args: list[str], *, timeout: float = 300) -> str:
-    """Run one compose command for a day-2 operation under the device lease, recorded."""
-    recipe = recipe_for(deployment.slug)
-    holder = f"{name}-{deployment.pk}-{uuid.uuid4().hex[:8]}"
-    with device_lease(device_id=deployment.device_id, holder=holder, wait_seconds=60):
-        p = pipeline.DeploymentPipeline(deployment, recipe)
-        step = DeploymentStep.objects.create(deployment=deployment, name=name)
-        try:
-            out = p.shell.check(p.compose(*args), timeout=timeout, what=f"docker compose {args[0]}")
-        except (StepFailed, ssh.SSHError) as exc:
-            step.status, step.message = DeploymentStep.Status.FAILED, str(exc)
-            step.save(update_fields=["status", "message"])
-            raise DeploymentError(f"{name} failed: {exc}", field="deployment", code=502) from None
-        step.status = DeploymentStep.Status.OK
-        step.save(update_fields=["status"])
-        return out
+# The services check what they can at once (status allowed? a job already working on
+# the app?) and start a job; the job does the device work under the device's lease
+# (marketplace.jobs). `sync=True` (commands, tests) runs the job here and now and raises
+# DeploymentError when it did not succeed, as the services did before they were jobs.
+DAY2_ALLOWED = {
+    "start": (DeploymentStatus.STOPPED, DeploymentStatus.RUNNING),
+    "stop": (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED),
+    "restart": (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED),
+}
 
 
 def _require(deployment: Deployment, allowed: tuple[str, ...], action: str) -> None:
@@ -396,22 +428,82 @@ def _require(deployment: Deployment, allowed: tuple[str, ...], action: str) -> N
         )
 
 
-def deployment_start(*, deployment: Deployment) -> Deployment:
-    _require(deployment, (DeploymentStatus.STOPPED, DeploymentStatus.RUNNING), "start")
-    _operate(deployment, "start", ["start"])
-    return _set_status(deployment, DeploymentStatus.RUNNING)
+def _refuse_while_working(deployment: Deployment) -> None:
+    """One day-2 job per app at a time: a button pressed twice gets a 409, not a second
+    job. (A deploy working shows in the deployment's own status, checked before.)"""
+    working = (
+        deployment_jobs(deployment.pk)
+        .filter(status__in=tuple(LIVE_JOB_STATUSES))
+        .exclude(kind="app.deploy")
+        .first()
+    )
+    if working is not None:
+        raise DeploymentError(
+            f"status: {deployment.app_name} is busy ({job_kind_label(working.kind).lower()}, "
+            f"job {working.pk}); wait until it has finished (see Activity).",
+            field="status",
+            code=409,
+        )
 
 
-def deployment_stop(*, deployment: Deployment) -> Deployment:
-    _require(deployment, (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED), "stop")
-    _operate(deployment, "stop", ["stop"])
-    return _set_status(deployment, DeploymentStatus.STOPPED)
+def _start_job(
+    deployment: Deployment, kind: str, *, params: dict, user=None, sync: bool = False
+) -> Job:
+    job = job_enqueue(
+        kind=kind,
+        target=deployment_target(deployment),
+        user=user,
+        params={"deployment_id": deployment.pk, **params},
+        sync=sync,
+    )
+    if sync and job.status != JobStatus.SUCCEEDED:
+        raise DeploymentError(job.error, field="deployment", code=502)
+    return job
 
 
-def deployment_restart(*, deployment: Deployment) -> Deployment:
-    _require(deployment, (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED), "restart")
-    _operate(deployment, "restart", ["restart"])
-    return _set_status(deployment, DeploymentStatus.RUNNING)
+def _day2(deployment: Deployment, action: str, *, user=None, sync: bool = False) -> Job:
+    _require(deployment, DAY2_ALLOWED[action], action)
+    _refuse_while_working(deployment)
+    return _start_job(deployment, f"app.{action}", params={}, user=user, sync=sync)
+
+
+def deployment_start(*, deployment: Deployment, user=None, sync: bool = False) -> Job:
+    """Start a stopped app: an `app.start` job (202); it ends running."""
+    return _day2(deployment, "start", user=user, sync=sync)
+
+
+def deployment_stop(*, deployment: Deployment, user=None, sync: bool = False) -> Job:
+    """Stop a running app: an `app.stop` job (202); it ends stopped."""
+    return _day2(deployment, "stop", user=user, sync=sync)
+
+
+def deployment_restart(*, deployment: Deployment, user=None, sync: bool = False) -> Job:
+    """Restart an app: an `app.restart` job (202); it ends running."""
+    return _day2(deployment, "restart", user=user, sync=sync)
+
+
+def deployment_operate(*, job: JobRunner, deployment: Deployment, action: str) -> str:
+    """The device work of `app.start|stop|restart` (in the job, under the device's lease):
+    one `docker compose <action>`, then the deployment's status."""
+    if deployment.status not in DAY2_ALLOWED[action]:
+        raise JobFailed(
+            f"{deployment.app_name} is {deployment.get_status_display().lower()} now, so "
+            f"there was nothing to {action}."
+        )
+    recipe = recipe_for(deployment.slug)
+    with device_lease(device_id=deployment.device_id, holder=job_lease_holder(job.job.pk)):
+        p = pipeline.DeploymentPipeline(deployment, recipe)
+        job.secrets.extend(p.shell.secrets)
+        with job.step(f"{action} containers") as step:
+            p.shell.check(p.compose(action), timeout=300, what=f"docker compose {action}")
+            step.message = {
+                "start": "containers started",
+                "stop": "containers stopped",
+                "restart": "containers restarted",
+            }[action]
+    final = DeploymentStatus.STOPPED if action == "stop" else DeploymentStatus.RUNNING
+    _set_status(deployment, final)
+    return final
 
 
 def _set_status(deployment: Deployment, status: str) -> Deployment:
@@ -421,40 +513,69 @@ def _set_status(deployment: Deployment, status: str) -> Deployment:
 
 
 def deployment_remove(
-    *, deployment: Deployment, delete_data: bool = False, keep_shared_servers: bool = False
-) -> Deployment:
-    """Take the app off its device; the deployment ends removed.
+    *,
+    deployment: Deployment,
+    delete_data: bool = False,
+    keep_shared_servers: bool = False,
+    user=None,
+    sync: bool = False,
+) -> Job | None:
+    """Take the app off its device: an `app.remove` job (202); the deployment ends removed.
 
-    1. Hold the device's lease, then claim the deployment (conditional UPDATE to removing).
-    2. A rolled-back deployment left nothing on the device, and when a newer deployment of
-       the same app+instance lives there the project name is its: touch nothing.
-    3. Otherwise `docker compose down --remove-orphans` (with `-v` when delete_data) and
-       remove the app folder; its shared databases are dropped (dumped first unless
-       delete_data), and a shared server left without apps is removed too unless
-       keep_shared_servers.
-    A failure leaves it failed with the reason, so Remove can be pressed again.
+    At once: a removed deployment needs nothing (None); one still working, or with a job
+    working on it, is a 409. The job (marketplace.jobs.RemoveJob, removal_run) does the
+    rest under the device's lease; "Keep my data" dumps the shared databases there, not in
+    the request.
     """
     if deployment.status == DeploymentStatus.REMOVED:
-        return deployment
+        return None
     if deployment.is_transient:
         raise DeploymentError(
             "status: the deployment is still working; remove it when it has finished.",
             field="status",
             code=409,
         )
-    holder = f"remove-{deployment.pk}-{uuid.uuid4().hex[:8]}"
-    with device_lease(device_id=deployment.device_id, holder=holder, wait_seconds=60):
+    _refuse_while_working(deployment)
+    return _start_job(
+        deployment,
+        "app.remove",
+        params={
+            "delete_data": bool(delete_data),
+            "keep_shared_servers": bool(keep_shared_servers),
+            "previous_status": deployment.status,
+        },
+        user=user,
+        sync=sync,
+    )
+
+
+def removal_run(
+    *, job: JobRunner, deployment: Deployment, delete_data: bool, keep_shared_servers: bool
+) -> Deployment:
+    """The removal itself (in the `app.remove` job).
+
+    1. Hold the device's lease, then claim the deployment (conditional UPDATE to removing;
+       it changed meanwhile: JobFailed, nothing done).
+    2. A rolled-back deployment left nothing on the device, and when a newer deployment of
+       the same app+instance lives there the project name is its: touch nothing.
+    3. Otherwise, each a step: `docker compose down --remove-orphans` (with `-v` when
+       delete_data), remove the app folder, and its shared databases dumped (unless
+       delete_data) and dropped; a shared server left without apps is removed too unless
+       keep_shared_servers.
+    A failure leaves it failed with the reason (RemoveJob.finished), so Remove can be
+    pressed again.
+    """
+    with device_lease(device_id=deployment.device_id, holder=job_lease_holder(job.job.pk)):
         previous = deployment.status
         claimed = (
             Deployment.objects.filter(pk=deployment.pk, status=previous)
-            .exclude(status__in=TRANSIENT_STATUSES)
+            .exclude(status__in=(*TRANSIENT_STATUSES, DeploymentStatus.REMOVED))
             .update(status=DeploymentStatus.REMOVING, updated=timezone.now())
         )
         if claimed != 1:
-            raise DeploymentError(
-                "status: the deployment changed meanwhile; reload and try again.",
-                field="status",
-                code=409,
+            raise JobFailed(
+                f"{deployment.app_name} changed meanwhile (it is "
+                f"{deployment.get_status_display().lower()}); reload its page and try again."
             )
         deployment.status = DeploymentStatus.REMOVING
         successor = (
@@ -463,46 +584,48 @@ def deployment_remove(
             .exclude(pk=deployment.pk)
             .exists()
         )
-        if previous != DeploymentStatus.ROLLED_BACK and not successor:
+        if previous == DeploymentStatus.ROLLED_BACK or successor:
+            job.skip(
+                "remove from the device",
+                "a newer deployment of this app uses the project now: nothing removed"
+                if successor
+                else "the failed attempt was undone already: nothing is left on the device",
+            )
+        else:
             _remove_from_device(
-                deployment, delete_data=delete_data, keep_shared_servers=keep_shared_servers
+                job, deployment, delete_data=delete_data, keep_shared_servers=keep_shared_servers
             )
     _release(deployment)
     return _finish(deployment, DeploymentStatus.REMOVED, "")
 
 
 def _remove_from_device(
-    deployment: Deployment, *, delete_data: bool, keep_shared_servers: bool = False
+    job: JobRunner, deployment: Deployment, *, delete_data: bool, keep_shared_servers: bool
 ) -> None:
-    step = DeploymentStep.objects.create(
-        deployment=deployment, name="remove containers" + (" and data" if delete_data else "")
-    )
-    try:
-        p = pipeline.DeploymentPipeline(deployment, recipe_for(deployment.slug))
-        message = p.compose_down(delete_data=delete_data) + "; " + p.remove_folder()
-        # --- pooling: the app's pooled databases (dumped first when its data is kept)
-        try:
-            released = pooled_databases_release(
-                deployment=deployment,
-                keep_data=not delete_data,
-                keep_instance=keep_shared_servers,
-                shell=p.shell,
-            )
-        except PoolingError as exc:
-            raise StepFailed(exc.message) from None
-        message += f"; {released}" if released else ""
-    except (DeploymentError, StepFailed, ssh.SSHError) as exc:
-        text = mask(getattr(exc, "message", str(exc)), deployment.secret_values().values())
-        step.status, step.message = DeploymentStep.Status.FAILED, text
-        step.save(update_fields=["status", "message"])
-        _finish(deployment, DeploymentStatus.FAILED, f"Removal failed: {text}")
-        raise DeploymentError(
-            f"Removal failed: {text} Press Remove again when the device is back.",
-            field="deployment",
-            code=502,
-        ) from None
-    step.status, step.message = DeploymentStep.Status.OK, message
-    step.save(update_fields=["status", "message"])
+    p = pipeline.DeploymentPipeline(deployment, recipe_for(deployment.slug))
+    job.secrets.extend(p.shell.secrets)
+    pooled = pooled_databases_for_deployment(deployment)
+    total = 3 if pooled else 2
+    with job.step("stop containers" + (" and delete their data" if delete_data else "")) as step:
+        step.message = p.compose_down(delete_data=delete_data)
+    job.progress(percent=100 / total)
+    with job.step("remove app folder") as step:
+        step.message = p.remove_folder()
+    job.progress(percent=200 / total)
+    if pooled:
+        name = "drop shared databases" if delete_data else "dump shared databases"
+        with job.step(name) as step:
+            # --- pooling: the app's pooled databases (dumped first when its data is kept)
+            try:
+                step.message = pooled_databases_release(
+                    deployment=deployment,
+                    keep_data=not delete_data,
+                    keep_instance=keep_shared_servers,
+                    shell=p.shell,
+                )
+            except PoolingError as exc:
+                raise StepFailed(exc.message) from None
+        job.progress(percent=100)
     if delete_data:
         # what earlier removals kept of this app and name is gone now too
         Deployment.objects.filter(

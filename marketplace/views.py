@@ -18,6 +18,7 @@ from devices.models import Device
 from homelab.core.errors import HomelabError
 from homelab.core.masking import MASK
 from homelab.core.web import show_error
+from homelab.core.models import LIVE_JOB_STATUSES
 from marketplace import selectors, services
 from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
@@ -255,6 +256,7 @@ def _progress_context(deployment: Deployment) -> dict:
         "deployment": deployment,
         "steps": list(deployment.steps.all()),
         "post_install_notes": notes,
+        "working_job": _working_job(deployment),
     }
 
 
@@ -270,6 +272,17 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         return render(request, "marketplace/_progress_polled.html", context)
     context["pooled_databases"] = pooled_databases_for_deployment(deployment)
     return render(request, "marketplace/deployment_detail.html", context)
+
+
+def _working_job(deployment: Deployment):
+    """The job working on the deployment now (a stop, a removal), for "Stopping… (see
+    Activity)" in place of the buttons; None when it is idle."""
+    return (
+        services.deployment_jobs(deployment.pk)
+        .filter(status__in=tuple(LIVE_JOB_STATUSES))
+        .exclude(kind="app.deploy")
+        .first()
+    )
 
 
 def deployment_list(request: HttpRequest) -> HttpResponse:
@@ -289,25 +302,27 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
 
 
 ACTIONS = {
-    "start": (services.deployment_start, "{app} is running again."),
-    "stop": (services.deployment_stop, "{app} is stopped."),
-    "restart": (services.deployment_restart, "{app} was restarted."),
+    "start": (services.deployment_start, "Starting {app}…"),
+    "stop": (services.deployment_stop, "Stopping {app}…"),
+    "restart": (services.deployment_restart, "Restarting {app}…"),
 }
 
 
 @require_POST
 def deployment_action(request: HttpRequest, deployment_id: int, action: str) -> HttpResponse:
+    """Start, stop or restart: the job starts at once and the page follows it live (the
+    job's page in Activity; the app's page says it is working and hides its buttons)."""
     deployment = _deployment_or_404(deployment_id)
     if action not in ACTIONS:
         raise Http404("Unknown action.")
-    service, done = ACTIONS[action]
+    service, doing = ACTIONS[action]
     try:
-        service(deployment=deployment)
+        job = service(deployment=deployment, user=request.user)
     except HomelabError as exc:
         show_error(request, exc)
-    else:
-        messages.success(request, done.format(app=deployment.app_name))
-    return redirect(_next(request, reverse("deployment_list")))
+        return redirect(_next(request, reverse("deployment_list")))
+    messages.info(request, doing.format(app=deployment.app_name) + " Its steps follow here.")
+    return redirect("job_detail", job_id=job.pk)
 
 
 def _next(request: HttpRequest, default: str) -> str:
@@ -322,20 +337,24 @@ def deployment_remove(request: HttpRequest, deployment_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         delete_data = form.cleaned_data["data"] == "delete"
         try:
-            services.deployment_remove(
+            job = services.deployment_remove(
                 deployment=deployment,
                 delete_data=delete_data,
                 keep_shared_servers=form.cleaned_data["keep_shared_servers"],
+                user=request.user,
             )
         except HomelabError as exc:
             show_error(request, exc)
             return redirect("deployment_detail", deployment_id=deployment.pk)
-        messages.success(
+        if job is None:  # removed already
+            return redirect("deployment_list")
+        messages.info(
             request,
-            f"{deployment.app_name} was removed from {deployment.device.name}"
-            + (" with its data." if delete_data else "; its data was kept."),
+            f"Removing {deployment.app_name} from {deployment.device.name}"
+            + (" with its data" if delete_data else "; its data is kept")
+            + "… Its steps follow here.",
         )
-        return redirect("deployment_list")
+        return redirect("job_detail", job_id=job.pk)
 
     return render(
         request,

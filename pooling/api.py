@@ -7,7 +7,8 @@ from datetime import datetime
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema
 
-from pooling import selectors, services
+from pooling import selectors
+from pooling.jobs import shared_instance_remove_start
 
 router = Router(tags=["pooling"])
 
@@ -98,13 +99,19 @@ def instance_detail(request, instance_id: int):
 
 class RemovedOut(Schema):
     message: str
+    job_id: int | None = None
+    instance_id: int | None = None
 
 
-@router.delete(
-    "/instances/{instance_id}",
-    response={200: RemovedOut, 409: RemovedOut, 502: RemovedOut},
-)
+@router.delete("/instances/{instance_id}", response={202: RemovedOut, 409: RemovedOut})
 def instance_remove(request, instance_id: int):
-    """Remove a shared server no app uses (409 while apps use it)."""
+    """Remove a shared server no app uses: 202 with the `pool.remove` job (409 while apps
+    use it)."""
     instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
-    return 200, {"message": services.shared_instance_remove_unused(instance=instance)}
+    job = shared_instance_remove_start(instance=instance, user=request.user)
+    return 202, {
+        "message": f"Removing the shared {instance.get_engine_display()} on "
+        f"{instance.device.name}; follow it at /api/v1/jobs/{job.pk}.",
+        "job_id": job.pk,
+        "instance_id": instance.pk,
+    }

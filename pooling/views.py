@@ -12,7 +12,8 @@ from django.views.decorators.http import require_POST
 
 from homelab.core.errors import HomelabError
 from homelab.core.web import show_error
-from pooling import selectors, services
+from pooling import selectors
+from pooling.jobs import shared_instance_remove_start
 
 
 def pooling_index(request: HttpRequest) -> HttpResponse:
@@ -30,15 +31,17 @@ def pooling_index(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def shared_instance_remove(request: HttpRequest, instance_id: int) -> HttpResponse:
-    """Remove a shared server no app uses (the page offers it only for those)."""
+    """Remove a shared server no app uses (the page offers it only for those): a
+    `pool.remove` job; the job's page follows it."""
     instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
     try:
-        services.shared_instance_remove_unused(instance=instance)
+        job = shared_instance_remove_start(instance=instance, user=request.user)
     except HomelabError as exc:
         show_error(request, exc)
-    else:
-        messages.success(
-            request,
-            f"The shared {instance.get_engine_display()} on {instance.device.name} was removed.",
-        )
-    return redirect("pooling_index")
+        return redirect("pooling_index")
+    messages.info(
+        request,
+        f"Removing the shared {instance.get_engine_display()} on {instance.device.name}… "
+        "Its steps follow here.",
+    )
+    return redirect("job_detail", job_id=job.pk)

@@ -15,7 +15,7 @@ from ninja.errors import HttpError
 
 from homelab.core import selectors
 from homelab.core.models import Job, JobStatus
-from homelab.core.services import JobError, job_cancel
+from homelab.core.services import job_cancel
 
 router = Router(tags=["jobs"])
 
@@ -123,8 +123,5 @@ def job(request: HttpRequest, job_id: int):
 def cancel(request: HttpRequest, job_id: int):
     """Cancel a waiting job at once, or ask a running one to stop (202: it stops at its
     next check and undoes what it did). 409 when it has finished already."""
-    try:
-        cancelled = job_cancel(job_id=job_id, user=request.user)
-    except JobError as exc:
-        raise HttpError(exc.status, exc.message) from None
+    cancelled = job_cancel(job_id=job_id, user=request.user)
     return 202, selectors.job_detail(cancelled)

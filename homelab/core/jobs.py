@@ -194,6 +194,9 @@ class JobRunner:
 
     kind: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    # the worker gives a job of this kind this long (django-q2's task timeout); None: the
+    # cluster's default. Q_CLUSTER's `retry` must stay larger than the longest one.
+    timeout_seconds: ClassVar[int | None] = None
 
     def __init__(self, job: Job):
         self.job = job
@@ -227,6 +230,15 @@ class JobRunner:
 
     def finished(self) -> None:
         """Called after the job row is final (self.job.status, self.undo_errors)."""
+
+    def on_step(self, row: JobStep) -> None:
+        """Called when a step row is created and again when it is finished (undos and
+        skipped steps too): a kind that keeps its own record of steps mirrors them here."""
+
+    @classmethod
+    def cancelled_before_start(cls, job: Job) -> None:
+        """Called when the job was cancelled while it waited (run() never ran): a kind
+        whose target already says "waiting for this job" puts the target right here."""
 
     @classmethod
     def interrupted(cls, job: Job) -> str:
@@ -381,6 +393,13 @@ class JobRunner:
         self.finished()
         return self.job
 
+    def rollback(self) -> list[str]:
+        """Run the undos registered so far now, newest first (as a failure would), for a
+        run() that goes on after a failure to record its own outcome; returns what could
+        not be undone (self.undo_errors). A later failure finds nothing left to undo."""
+        self._undo_all()
+        return list(self.undo_errors)
+
     def _undo_all(self) -> None:
         if not self._undos:
             return
@@ -419,15 +438,18 @@ class JobRunner:
 
     def _step_row(self, name: str, status: str) -> JobStep:
         self._order += 1
-        return JobStep.objects.create(
+        row = JobStep.objects.create(
             job_id=self.job.pk, order=self._order, name=_clip(name, 120), status=status
         )
+        self.on_step(row)
+        return row
 
     def _step_finish(self, row: JobStep, status: str, message: str) -> None:
         row.status = status
         row.message = _clip(mask(message or "", self.secrets))
         row.finished_at = timezone.now()
         row.save(update_fields=["status", "message", "finished_at"])
+        self.on_step(row)
         self._beat({})
 
     def _beat(self, fields: dict) -> None:

@@ -1,6 +1,7 @@
 """The services that change jobs: start, run (in the worker), cancel, recover.
 
 job_enqueue               create the row; the worker runs it after the transaction commits
+job_send                  queue the worker's task for a waiting job (job_enqueue does it)
 job_run                   claim it atomically (queued -> running) and run its kind's runner
 job_cancel                queued: cancelled at once; running: asked, the runner stops and undoes
 jobs_recover_interrupted  running jobs whose worker is gone: interrupted, the kind cleans up
@@ -16,6 +17,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from homelab.core.errors import HomelabError
 from homelab.core.jobs import (
     STALE_AFTER_SECONDS,
     Target,
@@ -28,15 +30,17 @@ from homelab.core.models import Job, JobStatus, JobStep, JobStepStatus
 logger = logging.getLogger(__name__)
 
 
-class JobError(Exception):
-    """A job cannot do what was asked; `message` says why and what to do, `status` is the
-    HTTP answer a door gives (404, 409, 422)."""
+class JobError(HomelabError):
+    """A job cannot do what was asked; `message` says why and what to do, `status` (the
+    error's `code`) is the HTTP answer a door gives (404, 409, 422); `reason` a short word
+    for programs ("not_found", "finished", "job_kind")."""
 
-    def __init__(self, message: str, *, status: int = 409, code: str = "job"):
-        super().__init__(message)
-        self.message = message
+    default_code = 409
+
+    def __init__(self, message: str, *, status: int = 409, reason: str = "job"):
+        super().__init__(message, code=status)
         self.status = status
-        self.code = code
+        self.reason = reason
 
 
 def _this_host() -> str:
@@ -64,7 +68,7 @@ def job_enqueue(
         raise JobError(
             f"There is no job called {kind!r}. This is a bug in the caller.",
             status=422,
-            code="job_kind",
+            reason="job_kind",
         )
     job = Job.objects.create(
         kind=kind,
@@ -76,15 +80,27 @@ def job_enqueue(
     )
     if sync:
         return job_run(job_id=job.pk) or job
-    job_id = job.pk
+    job_send(job=job)
+    return job
+
+
+def job_send(*, job: Job) -> None:
+    """Queue homelab.core.tasks.run_job(job.pk) on django-q2 once the surrounding
+    transaction commits (again, for a waiting job whose task was lost: the claim in
+    job_run makes a second task harmless). The kind's `timeout_seconds` becomes the
+    task's timeout."""
+    job_id, kind = job.pk, job.kind
+    runner_class = job_kind(kind)
+    options = {"task_name": f"job-{job_id}-{kind}"[:100]}
+    if runner_class is not None and runner_class.timeout_seconds:
+        options["timeout"] = runner_class.timeout_seconds
 
     def _enqueue() -> None:
         from django_q.tasks import async_task
 
-        async_task("homelab.core.tasks.run_job", job_id, task_name=f"job-{job_id}-{kind}"[:100])
+        async_task("homelab.core.tasks.run_job", job_id, **options)
 
     transaction.on_commit(_enqueue)
-    return job
 
 
 def job_run(*, job_id: int) -> Job | None:
@@ -131,17 +147,24 @@ def job_cancel(*, job_id: int, user=None) -> Job:
         finished_at=now,
         error=f"Cancelled by {who} before it started; nothing was done.",
     ):
-        return Job.objects.get(pk=job_id)
+        job = Job.objects.get(pk=job_id)
+        runner_class = job_kind(job.kind)
+        if runner_class is not None:
+            try:
+                runner_class.cancelled_before_start(job)
+            except Exception:  # the job is cancelled; its target says what is left
+                logger.exception("Job %s: its kind's cancelled_before_start failed", job_id)
+        return job
     if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(cancel_requested=True):
         return Job.objects.get(pk=job_id)
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
-        raise JobError(f"There is no job {job_id}.", status=404, code="not_found")
+        raise JobError(f"There is no job {job_id}.", status=404, reason="not_found")
     raise JobError(
         f"This job has already finished ({job.get_status_display().lower()}), so there is "
         "nothing to cancel.",
         status=409,
-        code="finished",
+        reason="finished",
     )
 
 

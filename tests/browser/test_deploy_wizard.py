@@ -121,11 +121,14 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
         shot("08-my-apps")
 
         # day 2: stop, start, logs (followed), "What I did"
+        # each runs as a job: the button leads to the job's page, which follows it live
         row.get_by_role("button", name="Stop").click()
-        page.get_by_text("Vaultwarden is stopped.").wait_for(timeout=120_000)
+        job_succeeds(page, "Stopping Vaultwarden")
+        page.goto(server + "/deployments/")
         assert "Stopped" in page.locator("tr", has_text="Vaultwarden").inner_text()
         page.locator("tr", has_text="Vaultwarden").get_by_role("button", name="Start").click()
-        page.get_by_text("Vaultwarden is running again.").wait_for(timeout=120_000)
+        job_succeeds(page, "Starting Vaultwarden")
+        page.goto(server + "/deployments/")
         row = page.locator("tr", has_text="Vaultwarden")
         assert "Running" in row.inner_text()
         row.get_by_role("link", name="Logs").click()
@@ -148,8 +151,7 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
         assert page.get_by_role("button", name="Keep my data").is_visible()
         shot("11-remove")
         page.get_by_role("button", name="Delete my data").click()
-        page.wait_for_url(server + "/deployments/", timeout=120_000)
-        assert page.get_by_text("was removed from").is_visible()
+        job_succeeds(page, "Removing Vaultwarden")
         shot("12-removed")
         page.goto(deployment_url)
         assert "Removed" in page.locator("#deployment-status").inner_text()
@@ -170,10 +172,17 @@ def test_deploy_an_app_with_the_wizard_and_watch_it_arrive(server, chromium, lab
         shot("13-ready-by-polling")
         page.get_by_role("link", name="Remove").click()
         page.get_by_role("button", name="Delete my data").click()
-        page.wait_for_url(server + "/deployments/", timeout=120_000)
-        assert page.get_by_text("was removed from").is_visible()
+        job_succeeds(page, "Removing Vaultwarden")
     finally:
         visit.close()
         take_our_key_off(lab, DEVICE, tmp_path / "data")
 
     visit.assert_private(server, lab_device.password, ADMIN_PASSWORD)
+
+
+def job_succeeds(page, saying: str, timeout: float = 180_000) -> None:
+    """A day-2 button leads to its job's page (Activity), which shows the job live until
+    it has succeeded."""
+    page.wait_for_url(re.compile(r".*/activity/\d+/$"), timeout=60_000)
+    assert page.get_by_text(saying).first.is_visible()
+    page.locator("#job-status[data-status='succeeded']").wait_for(timeout=timeout)

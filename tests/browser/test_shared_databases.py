@@ -153,8 +153,9 @@ def test_three_apps_share_one_postgresql_as_a_person_sees_it(server, chromium, l
             if slug == "n8n":
                 shot("43-remove-the-last-app")
             page.get_by_role("button", name="Delete my data").click()
-            page.wait_for_url(server + "/deployments/", timeout=180_000)
-            assert page.get_by_text("was removed from").is_visible()
+            # a job: its page (Activity) follows it until it has succeeded
+            page.wait_for_url(re.compile(r".*/activity/\d+/$"), timeout=60_000)
+            page.locator("#job-status[data-status='succeeded']").wait_for(timeout=180_000)
         page.get_by_role("link", name="Shared databases").first.click()
         assert page.get_by_text("No shared database server yet").is_visible()
         shot("44-all-removed")

@@ -161,7 +161,7 @@ def test_an_app_lands_on_the_top_device_answers_and_is_removed_without_a_trace(l
     assert secret in real  # the real one only on the device
 
     # day 2: stop, start, logs
-    services.deployment_stop(deployment=deployment)
+    services.deployment_stop(deployment=deployment, sync=True)
     state = lab.exec(
         device.name,
         [
@@ -175,8 +175,8 @@ def test_an_app_lands_on_the_top_device_answers_and_is_removed_without_a_trace(l
         ],
     ).stdout.split()
     assert state == ["exited"]
-    services.deployment_start(deployment=deployment)
-    services.deployment_restart(deployment=deployment)
+    services.deployment_start(deployment=deployment, sync=True)
+    services.deployment_restart(deployment=deployment, sync=True)
     assert Deployment.objects.get(pk=deployment.pk).status == DeploymentStatus.RUNNING
     assert isinstance(services.deployment_logs(deployment=deployment, tail=20), str)
 
@@ -188,7 +188,7 @@ def test_an_app_lands_on_the_top_device_answers_and_is_removed_without_a_trace(l
     assert 1_000_000 < usage["memory_bytes"] < device.ram_total_bytes
     assert usage["cpu_percent"] >= 0
 
-    services.deployment_remove(deployment=deployment, delete_data=True)
+    services.deployment_remove(deployment=deployment, delete_data=True, sync=True)
     assert Deployment.objects.get(pk=deployment.pk).status == DeploymentStatus.REMOVED
     assert leftovers(lab, device.name, deployment.project) == {}
 
@@ -209,7 +209,7 @@ def test_each_app_lands_on_the_device_placement_ranks_first_and_answers(lab, lab
         check = recipe.manifest.health_check
         assert get(deployment.url + (check.path or "/")) == 200
     finally:
-        services.deployment_remove(deployment=deployment, delete_data=True)
+        services.deployment_remove(deployment=deployment, delete_data=True, sync=True)
     assert leftovers(lab, deployment.device.name, deployment.project) == {}
 
 
@@ -223,7 +223,7 @@ def test_remove_without_data_keeps_the_volume(lab, lab_devices):
         sync=True,
     )
     assert deployment.status == DeploymentStatus.RUNNING, deployment.error
-    services.deployment_remove(deployment=deployment, delete_data=False)
+    services.deployment_remove(deployment=deployment, delete_data=False, sync=True)
     left = leftovers(lab, "lab-server-1", deployment.project)
     assert set(left) == {"volumes"}, left
     lab.exec("lab-server-1", ["docker", "volume", "rm", *left["volumes"].split()], check=True)
@@ -311,7 +311,7 @@ def test_an_interrupted_deployment_is_cleaned_up_at_start_up(lab, lab_devices):
         sync=False,  # queued only: no worker runs in this test
     )
     run = pipeline.DeploymentPipeline(deployment, load_catalog().get("vaultwarden"))
-    context = pipeline.Context()
+    context = pipeline.UndoList()
     for step in run.steps()[:4]:  # pre-flight .. start containers, then "the power went"
         step.run(context)
     Deployment.objects.filter(pk=deployment.pk).update(

@@ -233,8 +233,25 @@ def test_steps_from_the_worker_reach_a_websocket_client_live(served, tmp_path, l
             status, body = api.request(
                 "DELETE", f"/api/v1/deployments/{deployment_id}?delete_data=true"
             )
-            assert status == 200 and json.loads(body)["status"] == "removed", body
+            # the removal is a job: 202 at once, then the worker does it
+            assert status == 202, body
+            job = wait_for_job(api, json.loads(body)["job_id"])
+            assert job["status"] == "succeeded", job
+            _, detail = api.request("GET", f"/api/v1/deployments/{deployment_id}")
+            assert json.loads(detail)["status"] == "removed", detail
         _take_our_key_off(lab, data_dir, device_id)
+
+
+def wait_for_job(api: Client, job_id: int, *, timeout: float = 300) -> dict:
+    """GET /api/v1/jobs/{id} until the job is final; its answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = api.request("GET", f"/api/v1/jobs/{job_id}")
+        assert status == 200, body
+        job = json.loads(body)
+        if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.5)
 
 
 def _take_our_key_off(lab, data_dir, device_id: int) -> None:

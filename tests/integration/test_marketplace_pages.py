@@ -15,6 +15,8 @@ from django.urls import reverse
 
 from devices.models import Device, DeviceStatus
 from homelab.core.masking import MASK
+from homelab.core.models import Job
+from homelab.core.services import job_run
 from marketplace.models import Deployment, DeploymentCommand, DeploymentStep
 from marketplace.recipes import BUILTIN_DIR, clear_catalog_cache
 
@@ -302,11 +304,32 @@ def test_removing_asks_whether_to_keep_the_data(signed_in):
     deployment = make_deployment(device, status="rolled_back")
     body = signed_in.get(reverse("deployment_remove", args=[deployment.pk])).content.decode()
     assert "Keep my data" in body and "Delete my data" in body
-    # a rolled-back deployment left nothing on the device: removal needs no SSH
+    # the removal is a job: the answer comes at once and the job's page follows it
     response = signed_in.post(reverse("deployment_remove", args=[deployment.pk]), {"data": "keep"})
-    assert response.status_code == 302 and response["Location"] == reverse("deployment_list")
+    job = Job.objects.get(kind="app.remove")
+    assert response.status_code == 302 and response["Location"] == f"/activity/{job.pk}/"
+    assert (job.target_type, job.target_id, job.status) == ("deployment", str(deployment.pk), "queued")
+    assert job.params == {
+        "deployment_id": deployment.pk, "delete_data": False, "keep_shared_servers": False,
+        "previous_status": "rolled_back",
+    }  # fmt: skip
+    # the app's page says it is being removed (see Activity) instead of offering Remove
+    page = signed_in.get(reverse("deployment_detail", args=[deployment.pk])).content.decode()
+    assert "Removing… (see Activity)" in page and f"/activity/{job.pk}/" in page
+    assert reverse("deployment_remove", args=[deployment.pk]) not in page
+    # pressed twice: no second job
+    again = signed_in.post(reverse("deployment_remove", args=[deployment.pk]), {"data": "keep"})
+    assert again["Location"] == reverse("deployment_detail", args=[deployment.pk])
+    assert Job.objects.filter(kind="app.remove").count() == 1
+    # the worker runs it: a rolled-back deployment left nothing on the device (no SSH)
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert [(s.name, s.status) for s in job.steps.all()] == [("remove from the device", "skipped")]
     deployment.refresh_from_db()
     assert deployment.status == "removed"
+    assert [s.name for s in deployment.steps.all()] == ["remove from the device"]
+    assert "Remove an app" in signed_in.get(f"/activity/{job.pk}/").content.decode()
 
 
 def test_what_i_did_shows_compose_commands_and_undo_steps_without_secrets(signed_in):

@@ -250,7 +250,7 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         assert held == {a.pk: 0, b.pk: 1}, held
 
         # removing app A drops its database and role; B and C keep working
-        services.deployment_remove(deployment=apps[0], delete_data=True)
+        services.deployment_remove(deployment=apps[0], delete_data=True, sync=True)
         listed = lab.exec(
             DEVICE,
             ["docker", "exec", containers[0], "psql", "-U", "postgres", "-tAc",
@@ -267,7 +267,7 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         for app in apps:
             app.refresh_from_db()
             if app.status != DeploymentStatus.REMOVED:
-                services.deployment_remove(deployment=app, delete_data=True)
+                services.deployment_remove(deployment=app, delete_data=True, sync=True)
     # the shared server went with its last app
     assert pool_containers(lab, f"{pool}-postgres") == []
     assert SharedInstance.objects.get(engine="postgres").status == "removed"
@@ -323,7 +323,7 @@ def test_a_mariadb_pair_is_isolated_even_with_underscores(lab, lab_devices, pool
         for app in (first, second):
             app.refresh_from_db()
             if app.status != DeploymentStatus.REMOVED:
-                services.deployment_remove(deployment=app, delete_data=True)
+                services.deployment_remove(deployment=app, delete_data=True, sync=True)
     assert pool_containers(lab, f"{pool}-mariadb") == []
 
 
@@ -337,7 +337,7 @@ def test_the_last_apps_shared_server_can_be_kept_and_removed_later(lab, lab_devi
     tag = "k" + pysecrets.token_hex(2)
     project = f"{pool}-mariadb"
     first = deploy("monica", f"{tag}a", device.pk)
-    services.deployment_remove(deployment=first, delete_data=True, keep_shared_servers=True)
+    services.deployment_remove(deployment=first, delete_data=True, keep_shared_servers=True, sync=True)
     [container] = pool_containers(lab, project)
     shared = SharedInstance.objects.get(engine="mariadb")
     assert shared.status == "running" and not PooledDatabase.objects.filter(instance=shared)
@@ -349,7 +349,7 @@ def test_the_last_apps_shared_server_can_be_kept_and_removed_later(lab, lab_devi
             shared_instance_remove_unused(instance=shared)
         assert pool_containers(lab, project) == [container]
     finally:
-        services.deployment_remove(deployment=second, delete_data=True, keep_shared_servers=True)
+        services.deployment_remove(deployment=second, delete_data=True, keep_shared_servers=True, sync=True)
     assert pool_containers(lab, project) == [container]
     assert shared_instance_remove_unused(instance=shared) == "shared MariaDB removed"
     assert pool_containers(lab, project) == []
@@ -366,7 +366,7 @@ def test_the_bundled_form_stays_available(lab, lab_devices, pool):
         assert status(app)["databases_ok"]
         assert "shared databases" not in [s.name for s in app.steps.all()]
     finally:
-        services.deployment_remove(deployment=app, delete_data=True)
+        services.deployment_remove(deployment=app, delete_data=True, sync=True)
 
 
 def test_a_bundled_database_kept_with_its_app_opens_again_with_the_same_password(
@@ -381,7 +381,7 @@ def test_a_bundled_database_kept_with_its_app_opens_again_with_the_same_password
     again = None
     try:
         assert status(app)["databases_ok"]
-        services.deployment_remove(deployment=app, delete_data=False)
+        services.deployment_remove(deployment=app, delete_data=False, sync=True)
         again = deploy("monica", instance, device.pk, bundled_databases=True)
         report = status(again)
         assert report["databases_ok"], report
@@ -389,7 +389,7 @@ def test_a_bundled_database_kept_with_its_app_opens_again_with_the_same_password
         assert taken_over
     finally:
         if again is not None:
-            services.deployment_remove(deployment=again, delete_data=True)
+            services.deployment_remove(deployment=again, delete_data=True, sync=True)
         _volumes_rm(lab, app.project)
 
 
@@ -539,8 +539,8 @@ def test_keeping_an_apps_data_dumps_its_database_and_deploying_it_again_restores
         container,
     )
     assert made.returncode == 0, made.stderr
-    services.deployment_remove(deployment=app, delete_data=False)
-    step = app.steps.get(name="remove containers")
+    services.deployment_remove(deployment=app, delete_data=False, sync=True)
+    step = app.steps.get(name="dump shared databases")
     assert "dumped to /opt/homelab/apps/pool-dumps/" in step.message, step.message
     path = step.message.split("dumped to ", 1)[1].split(";", 1)[0].strip()
     again = None
@@ -565,7 +565,7 @@ def test_keeping_an_apps_data_dumps_its_database_and_deploying_it_again_restores
         assert status(again)["databases_ok"]
 
         # "Delete my data": the database, its dumps and what was kept for it are gone
-        services.deployment_remove(deployment=again, delete_data=True)
+        services.deployment_remove(deployment=again, delete_data=True, sync=True)
         left = lab.exec(
             DEVICE,
             ["sh", "-c", f"ls /opt/homelab/apps/pool-dumps/{restored.database_name}-* 2>/dev/null"],
@@ -578,7 +578,7 @@ def test_keeping_an_apps_data_dumps_its_database_and_deploying_it_again_restores
         if again is not None:
             again.refresh_from_db()
             if again.status != DeploymentStatus.REMOVED:
-                services.deployment_remove(deployment=again, delete_data=True)
+                services.deployment_remove(deployment=again, delete_data=True, sync=True)
         _volumes_rm(lab, app.project)
 
 
@@ -598,7 +598,7 @@ def test_a_kept_postgres_database_comes_back_with_the_app(lab, lab_devices, pool
 
     made = psql_as(pooled, "create table docs(title text); insert into docs values ('tax 2026')")
     assert made.returncode == 0, made.stderr
-    services.deployment_remove(deployment=app, delete_data=False)
+    services.deployment_remove(deployment=app, delete_data=False, sync=True)
     again = None
     try:
         again = deploy("paperless-ngx", instance, device.pk)
@@ -611,7 +611,7 @@ def test_a_kept_postgres_database_comes_back_with_the_app(lab, lab_devices, pool
         assert [d["login"] for d in report["databases"] if d["engine"] == "postgres"] == [True]
     finally:
         if again is not None:
-            services.deployment_remove(deployment=again, delete_data=True)
+            services.deployment_remove(deployment=again, delete_data=True, sync=True)
         lab.exec(
             DEVICE, ["sh", "-c", f"rm -f /opt/homelab/apps/pool-dumps/{pooled.database_name}-*"]
         )
@@ -731,7 +731,7 @@ def test_two_paperless_share_one_redis_each_in_its_own_prefix(lab, lab_devices, 
         assert shared.admin_password not in json.dumps(listed, default=str)
 
         # removing A deletes its user and keys; B keeps working on the same server
-        services.deployment_remove(deployment=apps[0], delete_data=True)
+        services.deployment_remove(deployment=apps[0], delete_data=True, sync=True)
         admin = shared.admin_password
         users_now = redis_cli(lab, redis_container, "admin", admin, "ACL", "USERS").stdout.split()
         assert a.role_name not in users_now and b.role_name in users_now
@@ -746,6 +746,6 @@ def test_two_paperless_share_one_redis_each_in_its_own_prefix(lab, lab_devices, 
         for app in apps:
             app.refresh_from_db()
             if app.status != DeploymentStatus.REMOVED:
-                services.deployment_remove(deployment=app, delete_data=True)
+                services.deployment_remove(deployment=app, delete_data=True, sync=True)
     assert pool_containers(lab, f"{pool}-redis") == []
     assert SharedInstance.objects.get(engine="redis").status == "removed"

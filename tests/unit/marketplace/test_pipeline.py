@@ -8,26 +8,37 @@ import pytest
 
 from devices import compose, ssh
 from devices.compose import StepFailed
+from homelab.core.jobs import JobRunner
 from homelab.core.masking import MASK, mask
+from homelab.core.models import Job, JobStep
 from marketplace import preflight
-from marketplace.pipeline import Context, Runner, Step
+from marketplace.pipeline import Context, Step, describe, run_steps
+
+
+class StepsJob(JobRunner):
+    def describe_error(self, exc):
+        return describe(exc)  # the deployment jobs' words
 
 
 class FakeRecorder:
+    """Runs steps as a real job's steps (marketplace.pipeline.run_steps on a JobRunner) and
+    reads back the deployment statuses it was told and the job's step rows."""
+
     def __init__(self):
         self.statuses: list[str] = []
-        self.steps: list[list[str]] = []
+        self.job = StepsJob(Job.objects.create(kind="test.steps", status="running"))
 
     def set_status(self, status):
         self.statuses.append(status)
 
-    def step_started(self, name):
-        row = [name, "running", ""]
-        self.steps.append(row)
-        return row
+    def run(self, steps):
+        return run_steps(self.job, steps, set_status=self.set_status)
 
-    def step_finished(self, handle, status, message=""):
-        handle[1:] = [status, message]
+    @property
+    def steps(self) -> list[list[str]]:
+        return [
+            [s.name, s.status, s.message] for s in JobStep.objects.filter(job=self.job.job)
+        ]
 
 
 class World:
@@ -57,9 +68,10 @@ class World:
         return run
 
 
+@pytest.mark.django_db
 def test_it_runs_every_step_in_order_and_ends_running():
     world, recorder = World(), FakeRecorder()
-    outcome = Runner(recorder).run(
+    outcome = recorder.run(
         [
             Step("folder", "preparing", world.creating("folder")),
             Step("containers", "deploying", world.creating("containers")),
@@ -74,10 +86,11 @@ def test_it_runs_every_step_in_order_and_ends_running():
     assert world.things == ["folder", "containers"]
 
 
+@pytest.mark.django_db
 def test_a_failure_undoes_everything_in_reverse_order_including_the_failed_step():
     world, recorder = World(), FakeRecorder()
     ran_after = []
-    outcome = Runner(recorder).run(
+    outcome = recorder.run(
         [
             Step("folder", "preparing", world.creating("folder")),
             Step("network", "deploying", world.creating("network")),
@@ -99,11 +112,14 @@ def test_a_failure_undoes_everything_in_reverse_order_including_the_failed_step(
         ["undo: network", "undone"],
         ["undo: folder", "undone"],
     ]
+    # the job has nothing left to undo when it finishes afterwards
+    assert recorder.job.rollback() == []
 
 
+@pytest.mark.django_db
 def test_an_undo_that_fails_does_not_stop_the_others_and_ends_failed():
     world, recorder = World(), FakeRecorder()
-    outcome = Runner(recorder).run(
+    outcome = recorder.run(
         [
             Step("folder", "preparing", world.creating("folder")),
             Step("network", "deploying", world.creating("network", undo_fails=True)),
@@ -117,25 +133,27 @@ def test_an_undo_that_fails_does_not_stop_the_others_and_ends_failed():
     assert ["undo: network", "undo_failed", "could not remove network"] in recorder.steps
 
 
+@pytest.mark.django_db
 def test_an_unexpected_exception_rolls_back_with_its_type_named():
     world, recorder = World(), FakeRecorder()
 
     def boom(ctx):
         raise KeyError("x")
 
-    outcome = Runner(recorder).run(
+    outcome = recorder.run(
         [Step("folder", "preparing", world.creating("folder")), Step("boom", "deploying", boom)]
     )
     assert outcome.status == "rolled_back" and "KeyError" in outcome.error
     assert world.things == []
 
 
+@pytest.mark.django_db
 def test_running_the_steps_again_creates_nothing_twice():
     world = World()
     steps = [Step("folder", "preparing", world.creating("folder"))]
-    Runner(FakeRecorder()).run(steps)
+    FakeRecorder().run(steps)
     recorder = FakeRecorder()
-    Runner(recorder).run(steps)
+    recorder.run(steps)
     assert world.things == ["folder"]
     assert recorder.steps == [["folder", "ok", "folder exists"]]
 

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from devices.models import DeviceLease
+from homelab.core.models import Job
 from marketplace import pipeline, recovery, services
 from marketplace.models import Deployment, DeploymentStatus
 from marketplace.selectors import apps_counts
@@ -38,7 +39,13 @@ def quiet_device(monkeypatch):
 
     monkeypatch.setattr(pipeline.DeploymentShell, "run", run)
     queued = []
-    monkeypatch.setattr(services, "enqueue_run", queued.append)
+    real = services.enqueue_run
+
+    def enqueue_run(deployment_id):
+        queued.append(deployment_id)
+        return real(deployment_id)  # the job row; its worker task is not run here
+
+    monkeypatch.setattr(services, "enqueue_run", enqueue_run)
     return queued
 
 
@@ -61,6 +68,11 @@ def test_deploy_without_a_device_takes_placements_choice_and_returns_202(
     body = response.json()
     assert body["device_id"] == homelab["big"].pk and body["status"] == "validating"
     assert quiet_device == [body["deployment_id"]]  # enqueued after commit
+    job = Job.objects.get(pk=body["job_id"])
+    assert (job.kind, job.target_type, job.target_id) == (
+        "app.deploy", "deployment", str(body["deployment_id"]),
+    )  # fmt: skip
+    assert job.status == "queued" and job.user.username == "owner"
     deployment = Deployment.objects.get(pk=body["deployment_id"])
     assert deployment.project == "hl-vaultwarden-default"
     assert set(deployment.secret_values()) == {"admin_token"}
@@ -71,6 +83,7 @@ def test_deploy_without_a_device_takes_placements_choice_and_returns_202(
         "/api/v1/applications/vaultwarden/deploy", {}, content_type="application/json"
     )
     assert again.status_code == 202 and again.json()["deployment_id"] == deployment.pk
+    assert again.json()["job_id"] == job.pk  # the same deployment, the same job
     assert Deployment.objects.count() == 1
 
 
@@ -212,7 +225,7 @@ def test_a_deployment_is_claimed_only_once(homelab, quiet_device, monkeypatch):
         def __init__(self, d, recipe):
             runs.append(d.pk)
 
-        def run(self):
+        def run(self, job=None):
             return pipeline.Outcome(True, "running")
 
     monkeypatch.setattr(pipeline, "DeploymentPipeline", FakePipeline)
@@ -275,7 +288,7 @@ def test_the_task_is_a_door_to_deployment_run(homelab, quiet_device, monkeypatch
         def __init__(self, d, recipe):
             pass
 
-        def run(self):
+        def run(self, job=None):
             return pipeline.Outcome(False, "rolled_back", "it broke", "health check")
 
     monkeypatch.setattr(pipeline, "DeploymentPipeline", FakePipeline)
@@ -295,7 +308,10 @@ def test_removing_a_rolled_back_deployment_touches_no_device(homelab, quiet_devi
         raise AssertionError("the device must not be touched")
 
     monkeypatch.setattr(pipeline, "DeploymentPipeline", never)
-    assert services.deployment_remove(deployment=deployment, delete_data=True).status == "removed"
+    job = services.deployment_remove(deployment=deployment, delete_data=True, sync=True)
+    assert job.kind == "app.remove" and job.status == "succeeded", job.error
+    assert [(s.name, s.status) for s in job.steps.all()] == [("remove from the device", "skipped")]
+    assert Deployment.objects.get(pk=deployment.pk).status == "removed"
     # its identity is free again: a new deployment of the same app+instance may be made
     assert apps_counts() == (0, 0)
 
@@ -313,7 +329,7 @@ def test_create_enqueues_the_real_task_after_commit(
         def __init__(self, d, recipe):
             pass
 
-        def run(self):
+        def run(self, job=None):
             return pipeline.Outcome(True, "running")
 
     monkeypatch.setattr(pipeline, "DeploymentPipeline", FakePipeline)

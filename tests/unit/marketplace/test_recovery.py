@@ -120,16 +120,10 @@ def test_the_health_check_gives_up_early_when_the_device_itself_is_gone(monkeypa
     assert str(caught.value).startswith("pi stopped answering: neither the app")
 
 
+@pytest.mark.django_db
 def test_failed_undos_keep_the_cleanup_for_later(monkeypatch):
-    class Recorder:
-        def set_status(self, status):
-            pass
-
-        def step_started(self, name):
-            return name
-
-        def step_finished(self, handle, status, message=""):
-            pass
+    from homelab.core.jobs import JobRunner
+    from homelab.core.models import Job
 
     def create(ctx):
         ctx.on_undo("remove it", lambda: (_ for _ in ()).throw(ssh.Unreachable("gone")))
@@ -138,8 +132,8 @@ def test_failed_undos_keep_the_cleanup_for_later(monkeypatch):
     run = pipeline.DeploymentPipeline.__new__(pipeline.DeploymentPipeline)
     run.deployment = SimpleNamespace()
     run.steps = lambda: [pipeline.Step("start", "deploying", create)]
-    monkeypatch.setattr(pipeline, "DeploymentRecorder", lambda deployment: Recorder())
-    outcome = run.run()
+    run.set_status = lambda status: None
+    outcome = run.run(JobRunner(Job.objects.create(kind="app.deploy", status="running")))
     assert outcome.status == "failed" and outcome.cleanup_pending
 
 
@@ -164,7 +158,7 @@ def _failed_with_pending(monkeypatch, device) -> Deployment:
         def __init__(self, d, recipe):
             pass
 
-        def run(self):
+        def run(self, job=None):
             return pipeline.Outcome(
                 False, "failed", "The device did not answer over SSH", "start containers",
                 ["remove containers: gone"], cleanup_pending=True,
@@ -258,7 +252,7 @@ def test_a_running_apps_reservation_is_released_by_the_first_poll_after_it_ran(
         def __init__(self, d, recipe):
             pass
 
-        def run(self):
+        def run(self, job=None):
             return pipeline.Outcome(True, "running")
 
     monkeypatch.setattr(pipeline, "DeploymentPipeline", Works)
