@@ -17,6 +17,7 @@ from django.utils import timezone
 from devices.models import Device
 from devices.selectors import resources_summary
 from devices.views import _device_cards
+from homelab.core.access import websocket_allowed
 
 DASHBOARD_GROUP = "dashboard"
 
@@ -40,6 +41,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close()
             return
+        if not await websocket_allowed(self.scope, "dashboard"):
+            return await self.close(code=4403)
         await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
         await self.accept()
         await self.send(text_data=await _render_live())
