@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from devices.models import Device
 from devices.selectors import dashboard_cards, resources_summary
+from homelab.core.access import websocket_allowed
 
 DASHBOARD_GROUP = "dashboard"
 
@@ -39,6 +40,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close()
             return
+        if not await websocket_allowed(self.scope, "dashboard"):
+            return await self.close(code=4403)
         await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
         await self.accept()
         await self.send(text_data=await _render_live())

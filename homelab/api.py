@@ -17,6 +17,7 @@ from homelab import __version__
 from homelab.api_docs import LocalSwagger, docs_access
 from homelab.core.api import router as jobs_router
 from homelab.core.errors import HomelabError, problems_answer
+from homelab.permissions import enforce_api_roles
 from homelab.services import api_token_authenticate
 from marketplace.api import router as marketplace_router
 from pooling.api import router as pooling_router
@@ -90,3 +91,6 @@ api.add_router("/resources", resources_router)
 api.add_router("", marketplace_router)
 api.add_router("/pooling", pooling_router)
 api.add_router("", scheduling_router)
+
+# every operation answers to its role rule (homelab/permissions.py); keep this last
+enforce_api_roles(api)

@@ -44,3 +44,8 @@ class ApiTokenForm(forms.Form):
         help_text="A reminder for you, like “backup script” or “phone widget”.",
         widget=forms.TextInput(attrs={"placeholder": "backup script"}),
     )
+    read_only = forms.BooleanField(
+        label="Read only",
+        required=False,
+        help_text="It may only read (GET), even if your role may change things.",
+    )

@@ -24,6 +24,9 @@ class ApiToken(models.Model):
     hint = models.CharField(max_length=12, editable=False, help_text="First characters, to tell tokens apart.")
     created = models.DateTimeField(auto_now_add=True)
     last_used = models.DateTimeField(null=True, blank=True)
+    read_only = models.BooleanField(
+        default=False, help_text="A read-only token may only read (GET), whatever its person's role."
+    )
 
     class Meta:
         ordering = ["-created"]

@@ -13,11 +13,15 @@ if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
 
 
-def api_token_issue(*, username: str, name: str = "") -> tuple[ApiToken, str]:
+def api_token_issue(
+    *, username: str, name: str = "", read_only: bool = False
+) -> tuple[ApiToken, str]:
     """Create a token for USERNAME and return it with the raw value (shown once, never stored)."""
     user = get_user_model().objects.get(username=username)
     raw = ApiToken.new_raw_token()
-    token = ApiToken.objects.create(user=user, name=name, token_hash=hash_token(raw), hint=raw[:8])
+    token = ApiToken.objects.create(
+        user=user, name=name, token_hash=hash_token(raw), hint=raw[:8], read_only=read_only
+    )
     return token, raw
 
 

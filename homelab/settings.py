@@ -123,6 +123,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "homelab.middleware.LoginRequired",
     "homelab.middleware.FirstRunMiddleware",
+    "homelab.roles_middleware.RolesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "homelab.middleware.NoStoreMiddleware",

@@ -88,7 +88,9 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         form = ApiTokenForm(request.POST)
         if form.is_valid():
             new_token, raw_token = api_token_issue(
-                username=request.user.get_username(), name=form.cleaned_data["name"]
+                username=request.user.get_username(),
+                name=form.cleaned_data["name"],
+                read_only=form.cleaned_data["read_only"],
             )
             form = ApiTokenForm()
     tokens = ApiToken.objects.filter(user=request.user).order_by("-created")

@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from homelab.core.access import websocket_allowed
 from marketplace.models import FINAL_STATUSES, Deployment, DeploymentStep
 from marketplace.views import _progress_context
 
@@ -103,6 +104,8 @@ class DeploymentProgressConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
+        if not await websocket_allowed(self.scope, "deployments"):
+            return await self.close(code=4403)
         if not await _deployment_exists(self.deployment_id):
             await self.close(code=4404)
             return

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.lab.fixtures"]
+pytest_plugins = ["tests.lab.fixtures", "tests.cast"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

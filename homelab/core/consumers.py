@@ -23,6 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db.models import Q
 from django.template.loader import render_to_string
 
+from homelab.core.access import websocket_allowed
 from homelab.core.models import Job, JobItem, JobStep, JobStepStatus
 
 POLL_SECONDS = 0.5
@@ -117,6 +118,8 @@ class JobProgressConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
+        if not await websocket_allowed(self.scope, "jobs"):
+            return await self.close(code=4403)
         if not await _job_exists(self.job_id):
             await self.close(code=4404)
             return

@@ -44,7 +44,7 @@ register_job_kind("test.refuses", Refuses)
 
 @pytest.fixture
 def owner(django_user_model):
-    return django_user_model.objects.create_user("owner", password="pw-Owner-123")
+    return django_user_model.objects.create_superuser("owner", password="pw-Owner-123")
 
 
 @pytest.fixture

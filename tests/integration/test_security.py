@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def owner():
-    return get_user_model().objects.create_user("owner", password="a-long-test-password")
+    return get_user_model().objects.create_superuser("owner", password="a-long-test-password")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def client(client):
-    user = get_user_model().objects.create_user("owner", password="a-long-password-1")
+    user = get_user_model().objects.create_superuser("owner", password="a-long-password-1")
     client.force_login(user)
     return client
 

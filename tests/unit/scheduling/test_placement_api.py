@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def user():
-    return get_user_model().objects.create_user("owner", password="a-long-password-1")
+    return get_user_model().objects.create_superuser("owner", password="a-long-password-1")
 
 
 @pytest.fixture
