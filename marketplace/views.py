@@ -8,16 +8,18 @@ without JavaScript through plain GET and POST.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from devices.compose import dump_compose
 from devices.models import Device
 from devices.ssh import SSHError
 from homelab.core.masking import MASK
-from marketplace import selectors, services
+from marketplace import selectors, services, sign_in
 from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
 from marketplace.models import Deployment, DeploymentStatus
@@ -282,7 +284,49 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         # the progress section, and the page's buttons out of band (Remove appears at the end)
         return render(request, "marketplace/_progress_polled.html", context)
     context["pooled_databases"] = pooled_databases_for_deployment(deployment)
+    context.update(_sign_in_context(request, deployment))
     return render(request, "marketplace/deployment_detail.html", context)
+
+
+def _sign_in_context(request: HttpRequest, deployment: Deployment, **extra) -> dict:
+    """The "Sign-in details" panel: for admins, on an app whose recipe names a login."""
+    if not sign_in.can_reveal(request.user) or not sign_in.has_sign_in(deployment):
+        return {"sign_in_panel": False}
+    return {
+        "sign_in_panel": deployment.status
+        in (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED),
+        "sign_in_reveals": sign_in.recent_reveals(deployment),
+        **extra,
+    }
+
+
+@require_POST
+def deployment_sign_in(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """ "Show sign-in details": the app's generated login, after the person's own password.
+
+    Admins only (403 otherwise). Shown in this one answer (never cached) and gone on
+    reload; each attempt is recorded in the app's history, without the value."""
+    deployment = _deployment_or_404(deployment_id)
+    if not sign_in.can_reveal(request.user) or not sign_in.has_sign_in(deployment):
+        raise PermissionDenied("Only an administrator may see an app's sign-in details.")
+    status, extra = 200, {}
+    try:
+        extra["sign_in_details"] = sign_in.sign_in_reveal(
+            deployment=deployment, user=request.user, password=request.POST.get("password", "")
+        )
+    except sign_in.SignInRefused as exc:
+        status = 429 if exc.limited else 422
+        extra["sign_in_error"] = exc.message
+    context = {"deployment": deployment, **_sign_in_context(request, deployment, **extra)}
+    context["sign_in_panel"] = True
+    if request.htmx:
+        response = render(request, "marketplace/_sign_in.html", context, status=status)
+    else:
+        context.update(_progress_context(deployment))
+        context["pooled_databases"] = pooled_databases_for_deployment(deployment)
+        response = render(request, "marketplace/deployment_detail.html", context, status=status)
+    add_never_cache_headers(response)
+    return response
 
 
 def deployment_list(request: HttpRequest) -> HttpResponse:
