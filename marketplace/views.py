@@ -7,6 +7,8 @@ without JavaScript through plain GET and POST.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -30,8 +32,12 @@ from pooling.selectors import (
     pooled_databases_for_deployment,
     pooling_preview,
     shared_instances_left_empty,
+    shared_server_devices,
 )
 from pooling.services import compose_pool_preview
+from scheduling.explain import CRITERION_WORDS, deciding_difference
+from scheduling.scoring import ALWAYS_ON_PENALTY, CRITERIA, SHARED_SERVER_BONUS
+from scheduling.selectors import device_snapshots
 from scheduling.services import placement_rank
 
 MIB = 1024 * 1024
@@ -92,7 +98,55 @@ def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 # -------------------------------------------------------------------------- the wizard
 def _ranking(recipe: Recipe):
-    return placement_rank(requirements=requirements_of(recipe))
+    """The placement for the recipe; a device already running a shared database server the
+    app would use counts in its favour."""
+    requirements = dataclasses.replace(
+        requirements_of(recipe), shared_server_devices=shared_server_devices(recipe=recipe)
+    )
+    return placement_rank(requirements=requirements)
+
+
+def _deciding_difference(ranking) -> str:
+    """ "lab-server-1 is less busy: 2 % vs 40 % CPU." (recommended vs runner-up), or ''."""
+    eligible = [c for c in ranking.candidates if c.eligible]
+    if len(eligible) < 2:
+        return ""
+    snapshots = device_snapshots(device_ids=[c.device_id for c in eligible[:2]])
+    return deciding_difference(
+        eligible[0],
+        eligible[1],
+        devices={s.device_id: s for s in snapshots},
+        app=ranking.app,
+        weights=ranking.weights,
+    )
+
+
+def _score_parts(c, ranking, device: Device | None) -> list[dict]:
+    """How a device's score is made, criterion by criterion ("How the score is made")."""
+    weights = ranking.weights
+    rows = [
+        {
+            "name": CRITERION_WORDS[name],
+            "weight": getattr(weights, name) * 100 / weights.total,
+            "score": getattr(c.scores, name),
+            "points": getattr(c.scores, name) * getattr(weights, name) / weights.total,
+        }
+        for name in CRITERIA
+    ]
+    if c.device_id in ranking.app.shared_server_devices:
+        rows.append(
+            {
+                "name": "Shared database server already there",
+                "weight": None,
+                "score": None,
+                "points": SHARED_SERVER_BONUS,
+            }
+        )
+    if ranking.app.always_on and device is not None and not device.always_on:
+        rows.append(
+            {"name": "Not always on", "weight": None, "score": None, "points": -ALWAYS_ON_PENALTY}
+        )
+    return rows
 
 
 def _candidates(recipe: Recipe, ranking) -> list[dict]:
@@ -114,6 +168,7 @@ def _candidates(recipe: Recipe, ranking) -> list[dict]:
                 "need_ram_bytes": need_ram,
                 "need_storage_bytes": recipe.manifest.requirements.storage_min_mb * MIB,
                 "pooling": _pooling_preview(device, recipe),
+                "score_parts": _score_parts(c, ranking, device),
                 "kept": device is not None
                 and selectors.kept_data_sentence(
                     device=device, project=services.project_name(recipe.slug, "default")
@@ -183,6 +238,7 @@ def _wizard(request: HttpRequest, recipe: Recipe, ranking, form: DeployForm, *, 
         "m": recipe.manifest,
         "ranking": ranking,
         "candidates": _candidates(recipe, ranking),
+        "deciding_difference": _deciding_difference(ranking),
         "form": form,
         "compose_preview": _compose_preview(recipe, form),
         "analyzed": True,

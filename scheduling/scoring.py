@@ -52,6 +52,9 @@ NO_DEVICE_MESSAGE = "No device can run this app"
 
 # Points taken off when an always-on app would land on a device that is not always on.
 ALWAYS_ON_PENALTY = 15.0
+# Points given to a device that already runs a shared database server the app would use
+# (no new server to start there: the memory of one is saved).
+SHARED_SERVER_BONUS = 5.0
 # Under `pack`, an idle device's RAM/storage score grows with its size up to 50 (busy
 # devices score 50-100): these are the sizes at which an idle device reaches 25.
 PACK_IDLE_RAM_SCALE_BYTES = 16 * GIB
@@ -160,6 +163,8 @@ class AppRequirements:
     ports: frozenset[int] = frozenset()
     always_on: bool = False
     slug: str = ""
+    # devices already running a shared database server this app would use (the caller knows)
+    shared_server_devices: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("min_ram_bytes", "min_storage_bytes", "min_cpu_cores"):
@@ -573,6 +578,8 @@ def score_device(
     total = combine(scores, weights)
     if app.always_on and not device.always_on:
         total -= ALWAYS_ON_PENALTY
+    if device.device_id in app.shared_server_devices:
+        total += SHARED_SERVER_BONUS
     return Candidate(
         device_id=device.device_id,
         device_name=device.name,

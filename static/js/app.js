@@ -60,6 +60,21 @@
     );
   });
 
+  // The deploy wizard: the highlight follows the chosen device (CSS :has() does the same
+  // where the browser has it; this class is for the others).
+  function markChosenDevice(root) {
+    if (!root.querySelectorAll) return;
+    root.querySelectorAll("[data-device-option]").forEach(function (row) {
+      var radio = row.querySelector("input[type=radio]");
+      row.classList.toggle("selected", !!(radio && radio.checked));
+    });
+  }
+  markChosenDevice(document);
+  document.addEventListener("change", function (event) {
+    if (event.target.closest && event.target.closest("[data-device-option]")) markChosenDevice(document);
+  });
+  document.addEventListener("htmx:afterSwap", function () { markChosenDevice(document); });
+
   // "Change address": jump back to the address field.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-focus]");
