@@ -291,6 +291,7 @@ def _history(device: Device) -> dict:
     return {
         "ram_series": ram,
         "cpu_series": cpu,
+        "series_times": [r["time"] for r in sampled],
         "recent": recent,
         "count": len(rows),
         "availability_percent": 100.0 * online / len(rows) if rows else None,
