@@ -27,6 +27,7 @@ import yaml
 from django.conf import settings
 
 from devices import ssh
+from devices.command_output import meaningful_output
 from homelab.core.masking import mask
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class DeviceShell:
         self.recorder(
             mask(command, self.secrets),
             exit_code,
-            mask(tail(output), self.secrets),
+            mask(tail(meaningful_output(output)), self.secrets),
             round(seconds, 3),
         )
 

@@ -183,6 +183,7 @@ def device_history(device: Device, *, hours: int = HISTORY_HOURS) -> dict:
     return {
         "ram_series": ram,
         "cpu_series": cpu,
+        "series_times": [r["time"] for r in sampled],
         "recent": recent,
         "count": len(rows),
         "availability_percent": 100.0 * online / len(rows) if rows else None,

@@ -124,6 +124,15 @@ class DatabaseNeed(_Strict):
     extensions: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]] = []
 
 
+class SignIn(_Strict):
+    """How a person signs in to the app, and which generated secrets they need for it:
+    shown on the app's page on request ("Show sign-in details"), never anywhere else."""
+
+    user: Annotated[str, Field(min_length=1, max_length=60)] | None = None
+    secrets: Annotated[list[_NAME], Field(min_length=1, max_length=4)]
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$")] | None = None
+
+
 class Manifest(_Strict):
     slug: Annotated[str, Field(pattern=SLUG_PATTERN)]
     name: Annotated[str, Field(min_length=1, max_length=60)]
@@ -142,6 +151,7 @@ class Manifest(_Strict):
     secrets: list[Secret] = []
     requires_database: list[DatabaseNeed] = []
     website: Annotated[str, Field(pattern=r"^https://\S+$")] | None = None
+    sign_in: SignIn | None = None
 
     @property
     def web_port(self) -> Port | None:
@@ -272,6 +282,9 @@ def manifest_problems(m: Manifest, folder: Path) -> list[tuple[str, str]]:
             env_owner[env] = s.name
     if len({s.name for s in m.secrets}) != len(m.secrets):
         problems.append(("secrets", "two secrets have the same name"))
+    for i, name in enumerate(m.sign_in.secrets if m.sign_in else []):
+        if name not in {s.name for s in m.secrets}:
+            problems.append((f"sign_in.secrets[{i}]", f"{name!r} is not a declared secret"))
     for i, need in enumerate(m.requires_database):
         if not need.env.names():
             problems.append(

@@ -221,3 +221,27 @@ class DeploymentCommand(models.Model):
 
     def __str__(self) -> str:
         return self.command[:80]
+
+
+class SignInReveal(models.Model):
+    """One "Show sign-in details" on an app's page: who asked, when, and whether their
+    password was right. Never the secret itself.
+
+    The wrong attempts of the last minutes also limit how often a person may guess
+    (services.sign_in_reveal)."""
+
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="sign_in_reveals"
+    )
+    user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150, help_text="Kept if the account is deleted.")
+    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    shown = models.BooleanField(help_text="False: the password entered was wrong.")
+
+    class Meta:
+        ordering = ["-time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.username} {'saw' if self.shown else 'was refused'} {self.deployment}"

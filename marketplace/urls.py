@@ -15,6 +15,11 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/logs/", views.deployment_logs, name="deployment_logs"),
     path("deployments/<int:deployment_id>/usage/", views.deployment_usage, name="deployment_usage"),
     path(
+        "deployments/<int:deployment_id>/sign-in/",
+        views.deployment_sign_in,
+        name="deployment_sign_in",
+    ),
+    path(
         "deployments/<int:deployment_id>/what-i-did/",
         views.deployment_debug,
         name="deployment_debug",

@@ -7,22 +7,26 @@ without JavaScript through plain GET and POST.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from devices.compose import dump_compose
 from devices.models import Device
 from homelab.core.errors import HomelabError
 from homelab.core.masking import MASK
-from homelab.core.web import show_error
 from homelab.core.models import LIVE_JOB_STATUSES
-from marketplace import selectors, services
+from homelab.core.web import show_error
+from marketplace import selectors, services, sign_in
 from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
-from marketplace.models import Deployment
+from marketplace.models import Deployment, DeploymentStatus
 from marketplace.preflight import requirements_of
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
 from marketplace.selectors import deployment_usage as read_usage
@@ -30,8 +34,12 @@ from pooling.selectors import (
     pooled_databases_for_deployment,
     pooling_preview,
     shared_instances_left_empty,
+    shared_server_devices,
 )
 from pooling.services import compose_pool_preview
+from scheduling.explain import CRITERION_WORDS, deciding_difference
+from scheduling.scoring import ALWAYS_ON_PENALTY, CRITERIA, SHARED_SERVER_BONUS
+from scheduling.selectors import device_snapshots
 from scheduling.services import placement_rank
 
 MIB = 1024 * 1024
@@ -78,7 +86,55 @@ def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 # -------------------------------------------------------------------------- the wizard
 def _ranking(recipe: Recipe):
-    return placement_rank(requirements=requirements_of(recipe))
+    """The placement for the recipe; a device already running a shared database server the
+    app would use counts in its favour."""
+    requirements = dataclasses.replace(
+        requirements_of(recipe), shared_server_devices=shared_server_devices(recipe=recipe)
+    )
+    return placement_rank(requirements=requirements)
+
+
+def _deciding_difference(ranking) -> str:
+    """ "lab-server-1 is less busy: 2 % vs 40 % CPU." (recommended vs runner-up), or ''."""
+    eligible = [c for c in ranking.candidates if c.eligible]
+    if len(eligible) < 2:
+        return ""
+    snapshots = device_snapshots(device_ids=[c.device_id for c in eligible[:2]])
+    return deciding_difference(
+        eligible[0],
+        eligible[1],
+        devices={s.device_id: s for s in snapshots},
+        app=ranking.app,
+        weights=ranking.weights,
+    )
+
+
+def _score_parts(c, ranking, device: Device | None) -> list[dict]:
+    """How a device's score is made, criterion by criterion ("How the score is made")."""
+    weights = ranking.weights
+    rows = [
+        {
+            "name": CRITERION_WORDS[name],
+            "weight": getattr(weights, name) * 100 / weights.total,
+            "score": getattr(c.scores, name),
+            "points": getattr(c.scores, name) * getattr(weights, name) / weights.total,
+        }
+        for name in CRITERIA
+    ]
+    if c.device_id in ranking.app.shared_server_devices:
+        rows.append(
+            {
+                "name": "Shared database server already there",
+                "weight": None,
+                "score": None,
+                "points": SHARED_SERVER_BONUS,
+            }
+        )
+    if ranking.app.always_on and device is not None and not device.always_on:
+        rows.append(
+            {"name": "Not always on", "weight": None, "score": None, "points": -ALWAYS_ON_PENALTY}
+        )
+    return rows
 
 
 def _candidates(recipe: Recipe, ranking) -> list[dict]:
@@ -100,6 +156,7 @@ def _candidates(recipe: Recipe, ranking) -> list[dict]:
                 "need_ram_bytes": need_ram,
                 "need_storage_bytes": recipe.manifest.requirements.storage_min_mb * MIB,
                 "pooling": _pooling_preview(device, recipe),
+                "score_parts": _score_parts(c, ranking, device),
                 "kept": device is not None
                 and selectors.kept_data_sentence(
                     device=device, project=services.project_name(recipe.slug, "default")
@@ -169,6 +226,7 @@ def _wizard(request: HttpRequest, recipe: Recipe, ranking, form: DeployForm, *, 
         "m": recipe.manifest,
         "ranking": ranking,
         "candidates": _candidates(recipe, ranking),
+        "deciding_difference": _deciding_difference(ranking),
         "form": form,
         "compose_preview": _compose_preview(recipe, form),
         "analyzed": True,
@@ -271,6 +329,7 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         # the progress section, and the page's buttons out of band (Remove appears at the end)
         return render(request, "marketplace/_progress_polled.html", context)
     context["pooled_databases"] = pooled_databases_for_deployment(deployment)
+    context.update(_sign_in_context(request, deployment))
     return render(request, "marketplace/deployment_detail.html", context)
 
 
@@ -283,6 +342,45 @@ def _working_job(deployment: Deployment):
         .exclude(kind="app.deploy")
         .first()
     )
+def _sign_in_context(request: HttpRequest, deployment: Deployment, **extra) -> dict:
+    """The "Sign-in details" panel: for admins, on an app whose recipe names a login."""
+    if not sign_in.can_reveal(request.user) or not sign_in.has_sign_in(deployment):
+        return {"sign_in_panel": False}
+    return {
+        "sign_in_panel": deployment.status
+        in (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED),
+        "sign_in_reveals": sign_in.recent_reveals(deployment),
+        **extra,
+    }
+
+
+@require_POST
+def deployment_sign_in(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """ "Show sign-in details": the app's generated login, after the person's own password.
+
+    Admins only (403 otherwise). Shown in this one answer (never cached) and gone on
+    reload; each attempt is recorded in the app's history, without the value."""
+    deployment = _deployment_or_404(deployment_id)
+    if not sign_in.can_reveal(request.user) or not sign_in.has_sign_in(deployment):
+        raise PermissionDenied("Only an administrator may see an app's sign-in details.")
+    status, extra = 200, {}
+    try:
+        extra["sign_in_details"] = sign_in.sign_in_reveal(
+            deployment=deployment, user=request.user, password=request.POST.get("password", "")
+        )
+    except sign_in.SignInRefused as exc:
+        status = 429 if exc.limited else 422
+        extra["sign_in_error"] = exc.message
+    context = {"deployment": deployment, **_sign_in_context(request, deployment, **extra)}
+    context["sign_in_panel"] = True
+    if request.htmx:
+        response = render(request, "marketplace/_sign_in.html", context, status=status)
+    else:
+        context.update(_progress_context(deployment))
+        context["pooled_databases"] = pooled_databases_for_deployment(deployment)
+        response = render(request, "marketplace/deployment_detail.html", context, status=status)
+    add_never_cache_headers(response)
+    return response
 
 
 def deployment_list(request: HttpRequest) -> HttpResponse:

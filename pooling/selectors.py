@@ -189,6 +189,20 @@ def pooling_preview(*, device, recipe, config: dict | None = None) -> list[str]:
     return out
 
 
+def shared_server_devices(*, recipe) -> frozenset[int]:
+    """Devices already running a live shared server of an engine the app would share
+    (placement counts it in their favour: no new server to start there)."""
+    wanted = [
+        engines.MANIFEST_ENGINES[need.engine]
+        for need in recipe.manifest.requires_database
+        if engines.manifest_need_poolable(need)[0]
+    ]
+    live = SharedInstance.objects.filter(engine__in=wanted).exclude(
+        status=SharedInstance.Status.REMOVED
+    )
+    return frozenset(live.values_list("device_id", flat=True)) if wanted else frozenset()
+
+
 def pooling_unpooled() -> list[str]:
     """For the pooling page: apps that keep a database of their own although the pool
     offers its engine, one sentence per app and engine, saying why (not by choice: apps

@@ -17,6 +17,7 @@ are re-exported.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ from pooling.instances import (
     shared_instance_remove,
 )
 from pooling.models import PooledDatabase, SharedInstance
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "HEALTH_TIMEOUT_SECONDS",
@@ -305,7 +308,20 @@ def pooled_databases_release(
         said.append(pooled_database_drop(pooled=pooled, shell=shell))
         if not keep_instance and not _instance_in_use(instance):
             said.append(shared_instance_remove(instance=instance, shell=shell))
+        _measure_now(shell, instance)
     return "; ".join(said)
+
+
+def _measure_now(shell, instance: SharedInstance) -> None:
+    """A shared server that gained or lost an app is measured at once, so the savings
+    shown follow at once, not at the next scheduled measure. A failed measure changes
+    nothing: the schedule measures again."""
+    if SharedInstance.objects.filter(pk=instance.pk, status=SharedInstance.Status.REMOVED).exists():
+        return
+    try:
+        shared_instance_measure(instance=instance, shell=shell)
+    except PoolingError as exc:
+        logger.info("Could not measure %s now: %s", instance.project, exc)
 
 
 # ------------------------------------------------------------------ compose wiring
@@ -458,6 +474,7 @@ def pooled_databases_attach(
             user=pooled.role_name,
             password=pooled.password,
         )
+        _measure_now(shell, instance)
         kind = "user and key prefix" if engine == "redis" else "database"
         state = "reused"
         if db_new:

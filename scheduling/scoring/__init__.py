@@ -41,6 +41,7 @@ from scheduling.scoring.criteria import (
 )
 from scheduling.scoring.ranking import (
     ALWAYS_ON_PENALTY,
+    SHARED_SERVER_BONUS,
     HIGH_LOAD_PERCENT,
     LOW_AVAILABILITY_PERCENT,
     NO_DEVICE_MESSAGE,
@@ -78,6 +79,7 @@ from scheduling.units import (
 
 __all__ = [
     "ALWAYS_ON_PENALTY",
+    "SHARED_SERVER_BONUS",
     "CRITERIA",
     "DEFAULT_WEIGHTS",
     "GIB",

@@ -26,6 +26,9 @@ NO_DEVICE_MESSAGE = "No device can run this app"
 
 # Points taken off when an always-on app would land on a device that is not always on.
 ALWAYS_ON_PENALTY = 15.0
+# Points given to a device that already runs a shared database server the app would use
+# (no new server to start there: the memory of one is saved).
+SHARED_SERVER_BONUS = 5.0
 # Caveats worth a reason on an eligible device.
 HIGH_LOAD_PERCENT = 80.0
 LOW_AVAILABILITY_PERCENT = 95.0
@@ -121,6 +124,8 @@ def score_device(
     total = combine(scores, weights)
     if app.always_on and not device.always_on:
         total -= ALWAYS_ON_PENALTY
+    if device.device_id in app.shared_server_devices:
+        total += SHARED_SERVER_BONUS
     return Candidate(
         device_id=device.device_id,
         device_name=device.name,

@@ -98,6 +98,8 @@ class AppRequirements:
     ports: frozenset[int] = frozenset()
     always_on: bool = False
     slug: str = ""
+    # devices already running a shared database server this app would use (the caller knows)
+    shared_server_devices: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("min_ram_bytes", "min_storage_bytes", "min_cpu_cores"):

@@ -3,14 +3,15 @@
 (function () {
   "use strict";
 
-  // Forms answer 422 (a value to fix) or 409 (a conflict, like a port in use) with the
-  // form again and the message beside the field: swap those answers in like a 200, or the
-  // person presses a button and sees nothing happen. Other errors stay unswapped.
+  // Forms answer 422 (a value to fix), 409 (a conflict, like a port in use) or 429 (too
+  // many wrong passwords) with the form again and the message beside the field: swap those
+  // answers in like a 200, or the person presses a button and sees nothing happen. Other
+  // errors stay unswapped.
   if (window.htmx) {
     window.htmx.config.responseHandling = [
       { code: "204", swap: false },
       { code: "[23]..", swap: true },
-      { code: "409|422", swap: true, error: false },
+      { code: "409|422|429", swap: true, error: false },
       { code: "[45]..", swap: false, error: true },
       { code: "...", swap: false },
     ];
@@ -35,10 +36,16 @@
     if (note) note.textContent = "Address filled in: " + address.value;
   });
 
-  // "Copy" beside a value shown once (a new API token): shown only when the browser can
-  // copy, so without JavaScript the person selects the text by hand.
-  document.querySelectorAll("[data-copy]").forEach(function (button) {
-    if (navigator.clipboard) button.hidden = false;
+  // "Copy" beside a value shown once (a new API token, an app's sign-in details): shown
+  // only when the browser can copy, so without JavaScript the person selects the text by
+  // hand. Also for values that arrive later in an htmx answer.
+  function showCopyButtons(root) {
+    if (!navigator.clipboard || !root.querySelectorAll) return;
+    root.querySelectorAll("[data-copy]").forEach(function (button) { button.hidden = false; });
+  }
+  showCopyButtons(document);
+  document.addEventListener("htmx:afterSwap", function (event) {
+    showCopyButtons(event.detail.target && event.detail.target.isConnected ? event.detail.target : document);
   });
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
@@ -52,6 +59,21 @@
       function () { if (note) note.textContent = "Could not copy: select the text and copy it by hand."; }
     );
   });
+
+  // The deploy wizard: the highlight follows the chosen device (CSS :has() does the same
+  // where the browser has it; this class is for the others).
+  function markChosenDevice(root) {
+    if (!root.querySelectorAll) return;
+    root.querySelectorAll("[data-device-option]").forEach(function (row) {
+      var radio = row.querySelector("input[type=radio]");
+      row.classList.toggle("selected", !!(radio && radio.checked));
+    });
+  }
+  markChosenDevice(document);
+  document.addEventListener("change", function (event) {
+    if (event.target.closest && event.target.closest("[data-device-option]")) markChosenDevice(document);
+  });
+  document.addEventListener("htmx:afterSwap", function () { markChosenDevice(document); });
 
   // "Change address": jump back to the address field.
   document.addEventListener("click", function (event) {
