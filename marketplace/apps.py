@@ -8,11 +8,12 @@ class MarketplaceConfig(AppConfig):
     def ready(self) -> None:
         # the layers below ask the apps through these registries (DESIGN.md "Layers")
         from devices import hooks as device_hooks
-        from marketplace import recovery, selectors, services
+        from marketplace import recovery, selectors, services, watch
         from pooling import hooks as pooling_hooks
         from scheduling import hooks as scheduling_hooks
 
         device_hooks.after_poll.register(recovery.after_device_poll, order=20)
+        device_hooks.after_poll.register(watch.after_device_poll, order=30)
         device_hooks.dashboard_figures.register(selectors.dashboard_figures, order=10)
         device_hooks.device_removal_blockers.register(selectors.live_app_names)
         device_hooks.before_device_removal.register(services.deployments_forget_device)

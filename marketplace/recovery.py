@@ -24,6 +24,7 @@ from homelab.core.masking import mask
 from marketplace import pipeline
 from marketplace.models import (
     FINISHED_STATUSES,
+    LIVE_STATUSES,
     TRANSIENT_STATUSES,
     Deployment,
     DeploymentStatus,
@@ -226,7 +227,7 @@ def deployments_after_poll(*, device_id: int, device: Device | None = None) -> N
     measured = Deployment.objects.filter(
         device_id=device_id,
         reservation_id__isnull=False,
-        status__in=(DeploymentStatus.RUNNING, DeploymentStatus.STOPPED),
+        status__in=LIVE_STATUSES,
         finished_at__lt=device.last_seen,
     )
     reservations_release(reservation_ids=list(measured.values_list("reservation_id", flat=True)))

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from devices import ssh
 from devices.hooks import DeviceApp
-from marketplace.models import FINISHED_STATUSES, Deployment, DeploymentStatus
+from marketplace.models import FINISHED_STATUSES, LIVE_STATUSES, Deployment, DeploymentStatus
 from marketplace.preflight import host_ports
 from marketplace.recipes import load_catalog
 from pooling.hooks import LiveApp
@@ -146,7 +146,7 @@ def live_apps_for_pooling() -> list[LiveApp]:
     recommendations and notes (registered as pooling.hooks' live apps provider)."""
     catalog = load_catalog()
     out = []
-    deployments = Deployment.objects.filter(status__in=("running", "stopped")).select_related(
+    deployments = Deployment.objects.filter(status__in=LIVE_STATUSES).select_related(
         "device"
     )
     for deployment in deployments:

@@ -36,6 +36,7 @@ from marketplace.compose import (
 )
 from marketplace.models import (
     FINISHED_STATUSES,
+    LIVE_STATUSES,
     TRANSIENT_STATUSES,
     Deployment,
     DeploymentStatus,
@@ -411,19 +412,19 @@ def _require(deployment: Deployment, allowed: tuple[str, ...], action: str) -> N
 
 
 def deployment_start(*, deployment: Deployment) -> Deployment:
-    _require(deployment, (DeploymentStatus.STOPPED, DeploymentStatus.RUNNING), "start")
+    _require(deployment, LIVE_STATUSES, "start")
     _operate(deployment, "start", ["start"])
     return _set_status(deployment, DeploymentStatus.RUNNING)
 
 
 def deployment_stop(*, deployment: Deployment) -> Deployment:
-    _require(deployment, (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED), "stop")
+    _require(deployment, LIVE_STATUSES, "stop")
     _operate(deployment, "stop", ["stop"])
     return _set_status(deployment, DeploymentStatus.STOPPED)
 
 
 def deployment_restart(*, deployment: Deployment) -> Deployment:
-    _require(deployment, (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED), "restart")
+    _require(deployment, LIVE_STATUSES, "restart")
     _operate(deployment, "restart", ["restart"])
     return _set_status(deployment, DeploymentStatus.RUNNING)
 

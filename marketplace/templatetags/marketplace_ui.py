@@ -40,8 +40,33 @@ STATUS_WORDS = {
     "rolled_back": "Didn't work, cleaned up",
     "removing": "Removing",
     "removed": "Removed",
+    "degraded": "Partly running",
+    "stopped_unexpectedly": "Stopped unexpectedly",
+    "crash_loop": "Keeps crashing",
+    "missing": "Containers missing",
+    "not_answering": "Not answering",
 }
-FINAL_STATUSES = ("running", "stopped", "failed", "rolled_back", "removed")
+# Not working on the device now: a badge, no spinner (the watch's states included).
+FINAL_STATUSES = (
+    "running",
+    "stopped",
+    "failed",
+    "rolled_back",
+    "removed",
+    "degraded",
+    "stopped_unexpectedly",
+    "crash_loop",
+    "missing",
+    "not_answering",
+)
+UP_STATUSES = (
+    "running",
+    "degraded",
+    "stopped_unexpectedly",
+    "crash_loop",
+    "missing",
+    "not_answering",
+)
 
 
 @register.filter
@@ -67,7 +92,7 @@ def deployment_level(status: str) -> str:
     """Badge colour of a deployment status."""
     if status == "running":
         return "green"
-    if status in ("failed", "rolled_back"):
+    if status in ("failed", "rolled_back", "stopped_unexpectedly", "crash_loop", "missing"):
         return "red"
     if status in ("stopped", "removed"):
         return ""
@@ -77,6 +102,12 @@ def deployment_level(status: str) -> str:
 @register.filter
 def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
+
+
+@register.filter
+def is_up(status: str) -> bool:
+    """Meant to be running (running, or in trouble the watch found): stop/restart apply."""
+    return status in UP_STATUSES
 
 
 @register.filter
