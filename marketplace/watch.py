@@ -369,3 +369,16 @@ def since_text(deployment: Deployment, *, now: datetime | None = None) -> str:
     from django.utils.timesince import timesince
 
     return f"{timesince(deployment.status_since, now or timezone.now()).split(',')[0]} ago"
+
+
+def deployment_watch_settings_save(
+    *, deployment: Deployment, auto_restart: bool, health_check_minutes: int
+) -> Deployment:
+    """The person's choices: restart automatically, minutes between health checks."""
+    deployment.auto_restart = auto_restart
+    deployment.health_check_minutes = max(1, min(int(health_check_minutes), 1440))
+    Deployment.objects.filter(pk=deployment.pk).update(
+        auto_restart=deployment.auto_restart,
+        health_check_minutes=deployment.health_check_minutes,
+    )
+    return deployment

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import template
 
+from marketplace.watch_selectors import status_sentence
+
 register = template.Library()
 
 # What each pipeline step means to a person (basic mode); "What I did" shows the raw names.
@@ -102,6 +104,12 @@ def deployment_level(status: str) -> str:
 @register.filter
 def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
+
+
+@register.filter
+def watch_sentence(deployment) -> str:
+    """ "Stopped unexpectedly 3 minutes ago: its container exited with code 137 (...)"."""
+    return status_sentence(deployment)
 
 
 @register.filter
