@@ -16,7 +16,8 @@ after-poll hook, then for each deployment on the device that should be running:
    between tries), at most MAX_AUTO_RESTARTS times in AUTO_RESTART_WINDOW_MINUTES; then
    the watch stops trying and says so.
 
-Stopped (a person's wish) and transient states (deploying, removing, ...) are never
+Nothing is judged while the device's lease is held (a deployment, stop or restart is
+changing it). Stopped (a person's wish) and transient states (deploying, removing, ...) are never
 touched: only deployments in UP_STATUSES are judged.
 """
 
@@ -30,6 +31,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from devices.models import DeviceLease
 from marketplace.models import (
     TROUBLE_STATUSES,
     UP_STATUSES,
@@ -129,7 +131,7 @@ def derive_status(
     1. Only an app that should run (UP_STATUSES) is judged; stopped and transient: None.
     2. No container: missing.
     3. More than CRASH_LOOP_RESTARTS restarts within the window: crash_loop.
-    4. None up: stopped_unexpectedly, with what each container says.
+    4. None up (even if each exited 0): stopped_unexpectedly, with what each says.
     5. Some not up (a one-shot helper that exited 0 is fine): degraded.
     6. All up: running, except not_answering, which only a health check ends.
     """
@@ -150,11 +152,13 @@ def derive_status(
             f"(last exit {exit_code_words(last.get('exit_code'), oom_killed=last.get('oom_killed'))}). "
             "Its logs say why.",
         )
-    if not any(_is_up(c) for c in containers) and troubled:
-        if len(troubled) == 1 or len(containers) == 1:
-            why = "its container " + _what_is_wrong(troubled[0]).split(" ", 1)[1]
+    if not any(_is_up(c) for c in containers):
+        # All down, even a clean exit 0: nobody asked it to stop.
+        down = troubled or containers
+        if len(down) == 1:
+            why = "its container " + _what_is_wrong(down[0]).split(" ", 1)[1]
         else:
-            why = "; ".join(_what_is_wrong(c) for c in troubled)
+            why = "; ".join(_what_is_wrong(c) for c in down)
         return Verdict(DeploymentStatus.STOPPED_UNEXPECTEDLY, why)
     if troubled:
         return Verdict(DeploymentStatus.DEGRADED, "; ".join(_what_is_wrong(c) for c in troubled))
@@ -227,6 +231,10 @@ def after_device_poll(device) -> None:
     if not deployments:
         return
     now = timezone.now()
+    if DeviceLease.objects.filter(device_id=device.pk, expires_at__gt=now).exists():
+        # A deployment, stop or restart is changing the device: containers stopped by a
+        # person's Stop would look like a crash for a moment. The next poll judges.
+        return
     for deployment in deployments:
         try:
             deployment_watch(deployment, containers=projects.get(deployment.project, []), now=now)

@@ -11,10 +11,9 @@ from devices import compose, hooks, ssh
 from devices.lease import BUSY_MESSAGE, DeviceBusy, device_lease
 from devices.models import DeviceLease
 from homelab.core.masking import MASK
-from marketplace import recovery
+from marketplace import recovery, watch
 from marketplace import selectors as marketplace_selectors
 from marketplace import services as marketplace_services
-from marketplace import watch
 from pooling import selectors as pooling_selectors
 from pooling import tasks as pooling_tasks
 from scheduling import hooks as scheduling_hooks

@@ -74,6 +74,8 @@ def test_all_containers_up_is_running_and_any_trouble_is_said_in_words(container
             assert verdict.status == S.RUNNING
     elif verdict.status != S.RUNNING:
         assert verdict.status in TROUBLE_STATUSES and verdict.reason
+    if not any(c["state"] == "running" and c["health"] != "unhealthy" for c in containers):
+        assert verdict.status == S.STOPPED_UNEXPECTEDLY
 
 
 def test_a_killed_container_is_stopped_unexpectedly_with_its_exit_code_explained():
@@ -313,3 +315,17 @@ def test_automatic_restart_is_queued_when_on(
     assert queued == [deployment.pk]
     deployment.refresh_from_db()
     assert len(deployment.watch_memory["auto_restarts"]) == 1
+
+
+def test_nothing_is_judged_while_an_operation_holds_the_device(deployed):
+    from devices.lease import device_lease
+
+    device, deployment = deployed
+    device.app_containers = {deployment.project: [box("exited", code=0)]}
+    with device_lease(device_id=device.pk, holder="stop-1"):
+        watch.after_device_poll(device)
+    deployment.refresh_from_db()
+    assert deployment.status == S.RUNNING
+    watch.after_device_poll(device)
+    deployment.refresh_from_db()
+    assert deployment.status == S.STOPPED_UNEXPECTEDLY
