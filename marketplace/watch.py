@@ -260,9 +260,23 @@ def deployment_watch(deployment: Deployment, *, containers: list[dict], now: dat
     )
     if verdict is None:
         return
-    status_change(deployment, to=verdict.status, reason=verdict.reason, now=now)
+    reason = verdict.reason
+    if any(c.get("oom_killed") for c in containers) and verdict.status != S_RUNNING:
+        reason += memory_at_the_time(deployment.device)
+    status_change(deployment, to=verdict.status, reason=reason, now=now)
     if verdict.status in (DeploymentStatus.STOPPED_UNEXPECTEDLY, DeploymentStatus.DEGRADED):
         auto_restart_consider(deployment, now=now)
+
+
+S_RUNNING = DeploymentStatus.RUNNING
+
+
+def memory_at_the_time(device) -> str:
+    """ " (server-02 had 3.8 GB of 4.0 GB memory in use)", from the poll that saw the kill."""
+    used, total = device.ram_used_bytes, device.ram_total_bytes
+    if not used or not total:
+        return ""
+    return f" ({device.name} had {used / 1e9:.1f} GB of {total / 1e9:.1f} GB memory in use)"
 
 
 # ------------------------------------------------------------------ automatic restart

@@ -329,3 +329,12 @@ def test_nothing_is_judged_while_an_operation_holds_the_device(deployed):
     watch.after_device_poll(device)
     deployment.refresh_from_db()
     assert deployment.status == S.STOPPED_UNEXPECTEDLY
+
+
+def test_an_oom_kill_says_how_full_the_device_was(deployed):
+    device, deployment = deployed
+    device.app_containers = {deployment.project: [box("exited", code=137, oom=True)]}
+    watch.after_device_poll(device)
+    deployment.refresh_from_db()
+    assert "ran out of memory" in deployment.status_reason
+    assert f"(pi had {device.ram_used_bytes / 1e9:.1f} GB of" in deployment.status_reason
