@@ -179,6 +179,8 @@ class Metrics:
     memory_limited: bool = False
     cpu_limited: bool = False
     cpu_counters: dict = field(default_factory=dict)  # this poll's end sample, for the next one
+    # Our apps' containers by compose project (devices.containers); None: not read this poll.
+    app_containers: dict | None = None
 
     @property
     def docker_ok(self) -> bool:
@@ -513,6 +515,8 @@ def gather(
        docker_root_dir from a full check less than FULL_CHECK_EVERY_SECONDS ago) are given:
        the script skips the docker CLI, and Docker's figures come from the API. Any API
        failure falls back to the slow path, whose CLI output says what is wrong.
+    4. Our apps' containers (`app_containers`) come with the API's answer; the slow path
+       asks the API for them once more when Docker runs.
 
     `shell(command, timeout) -> stdout`, when given, runs the script in the device's kept shell
     (KEPT_PRELUDE, `kept_command`); otherwise `runner(args) -> (exit, stdout, stderr)`
@@ -566,6 +570,7 @@ def gather(
                     info.get("DockerRootDir") or known_docker["docker_root_dir"]
                 )[:255]
                 metrics.containers_running = info.get("ContainersRunning")
+                metrics.app_containers = info.get("Containers")
                 metrics.compose_command = known_docker["compose_command"]
                 metrics.compose_version = known_docker.get("compose_version", "")
                 metrics.cpu_counters["polled_at"] = now
@@ -578,6 +583,14 @@ def gather(
     )
     metrics.cpu_counters["polled_at"] = now
     metrics.cpu_counters["full_check_at"] = now
+    if docker_info is not None and metrics.docker_running:
+        # The slow path (about once an hour) reads the apps' containers from the API too.
+        try:
+            metrics.app_containers = docker_info().get("Containers")
+        except ssh.SSHError:
+            raise
+        except Exception as exc:
+            logger.info("Docker API did not list the containers (%s)", type(exc).__name__)
     return metrics
 
 

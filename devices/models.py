@@ -100,6 +100,13 @@ class Device(models.Model):
     kernel = models.CharField(max_length=120, blank=True)
     # The last poll's raw CPU counters, so the next poll reports the average since then.
     cpu_counters = models.JSONField(default=dict, blank=True, editable=False)
+    app_containers = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Our apps' containers as the last poll found them, by compose project: "
+        "name, service, state, exit code, restart count, health, OOM kill, start/finish times.",
+    )
 
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

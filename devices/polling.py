@@ -41,7 +41,7 @@ def docker_status(m: metrics_module.Metrics, username: str) -> tuple[str, str]:
 
 
 def metric_fields(m: metrics_module.Metrics) -> dict:
-    return {
+    fields = {
         "ram_total_bytes": m.ram_total_bytes,
         "ram_used_bytes": m.ram_used_bytes,
         "storage_total_bytes": m.storage_total_bytes,
@@ -62,6 +62,11 @@ def metric_fields(m: metrics_module.Metrics) -> dict:
         "kernel": m.kernel,
         "cpu_counters": m.cpu_counters,
     }
+    if m.app_containers is not None:
+        # Our apps' containers as this poll found them (devices.containers); the apps'
+        # after-poll hooks judge them. Unchanged states are not written again.
+        fields["app_containers"] = m.app_containers
+    return fields
 
 
 def history_row(

@@ -7,6 +7,7 @@ import logging
 from devices.models import Device
 from homelab.core.services import jobs_recover_interrupted
 from devices.tasks import ensure_poll_schedule
+from marketplace.health_checks import ensure_health_check_schedule
 from marketplace.recovery import deployments_recover_interrupted
 from scheduling.tasks import ensure_purge_schedule
 
@@ -37,3 +38,4 @@ def prepare_control_plane() -> None:
     deployments_recover_interrupted()
     ensure_poll_schedule()
     ensure_purge_schedule()
+    ensure_health_check_schedule()

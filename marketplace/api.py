@@ -9,6 +9,7 @@ POST   /deployments/{id}/start|stop|restart    start a job -> 202 {"job_id", "de
 DELETE /deployments/{id}?delete_data=true   start an `app.remove` job -> 202 (removed: 200)
 GET    /deployments/{id}/logs
 GET    /deployments/{id}/debug          "What I did": compose (masked), commands, rollback log
+GET    /deployments/{id}/events         its changes of state (issue 20's watch)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from marketplace import selectors, services
 from marketplace.models import Deployment, DeploymentStatus
 from marketplace.recipes import Recipe, load_catalog
 from marketplace.selectors import deployment_usage
+from marketplace.watch_selectors import deployment_events, watch_fields
 from pooling.selectors import pooled_databases_for_deployment
 
 router = Router(tags=["marketplace"])
@@ -117,6 +119,20 @@ class CommandOut(Schema):
     seconds: float | None
 
 
+class HealthOut(Schema):
+    state: str = Field(description="answering, not_answering or unknown (not checked yet)")
+    checked_at: datetime | None
+    answer_ms: float | None
+    message: str
+
+
+class EventOut(Schema):
+    time: datetime
+    from_status: str
+    to_status: str
+    message: str
+
+
 class DeploymentOut(Schema):
     id: int
     slug: str
@@ -127,6 +143,12 @@ class DeploymentOut(Schema):
     instance: str
     project: str
     status: str
+    status_reason: str = ""
+    health: HealthOut | None = None
+    uptime: dict[str, float | None] = Field(
+        default_factory=dict,
+        description='{"24h", "7d", "30d"}: the share of health checks answered (null: none).',
+    )
     url: str
     error: str
     config: dict
@@ -196,6 +218,7 @@ def _out(deployment: Deployment) -> dict:
         "instance": deployment.instance,
         "project": deployment.project,
         "status": deployment.status,
+        **watch_fields(deployment),
         "url": deployment.url,
         "error": deployment.error,
         "config": deployment.config,
@@ -383,3 +406,9 @@ def usage(request: HttpRequest, deployment_id: int):
     """Memory and CPU the app uses now (one sample from the device; takes about a second)."""
     deployment = _deployment_or_404(deployment_id)
     return deployment_usage(deployment=deployment)
+
+
+@router.get("/deployments/{deployment_id}/events", response=list[EventOut])
+def events(request: HttpRequest, deployment_id: int, limit: int = Query(200, ge=1, le=1000)):
+    """The deployment's changes of state, newest first (what the watch found, restarts)."""
+    return deployment_events(deployment=_deployment_or_404(deployment_id), limit=limit)

@@ -11,11 +11,12 @@ class MarketplaceConfig(AppConfig):
 
         from devices import hooks as device_hooks
         from homelab.core.jobs import register_job_kind, register_target_url
-        from marketplace import jobs, recovery, selectors, services
+        from marketplace import jobs, recovery, selectors, services, watch
         from pooling import hooks as pooling_hooks
         from scheduling import hooks as scheduling_hooks
 
         device_hooks.after_poll.register(recovery.after_device_poll, order=20)
+        device_hooks.after_poll.register(watch.after_device_poll, order=30)
         device_hooks.dashboard_figures.register(selectors.dashboard_figures, order=10)
         device_hooks.device_removal_blockers.register(selectors.live_app_names)
         device_hooks.before_device_removal.register(services.deployments_forget_device)

@@ -36,6 +36,10 @@ class DeploymentStatus(models.TextChoices):
     * failed with cleanup_pending (the device went away mid-way, the undo could not
       run) -> rolled_back once the device is back and the undo has run
     * running <-> stopped (stop/start; restart keeps running)
+    * the watch (marketplace.watch, after every poll; marketplace.health_checks): running
+      <-> degraded | stopped_unexpectedly | crash_loop | missing | not_answering, and
+      between those; a person's start/stop/restart/remove works from each of them. It
+      never touches stopped (a person's wish) nor a transient state.
     * running | stopped | failed | rolled_back -> removing -> removed
       (a removal that fails leaves the deployment failed with the reason)
     """
@@ -52,6 +56,12 @@ class DeploymentStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Undone after a failure"
     REMOVING = "removing", "Removing"
     REMOVED = "removed", "Removed"
+    # What the watch finds (issue 20): the app should run, and does not quite.
+    DEGRADED = "degraded", "Partly running"
+    STOPPED_UNEXPECTEDLY = "stopped_unexpectedly", "Stopped unexpectedly"
+    CRASH_LOOP = "crash_loop", "Keeps crashing"
+    MISSING = "missing", "Containers missing"
+    NOT_ANSWERING = "not_answering", "Not answering"
 
 
 # Which statuses count, said once; every module imports these (never its own list).
@@ -60,7 +70,7 @@ class DeploymentStatus(models.TextChoices):
 # FINAL: the pipeline stopped moving (everything not transient); the live progress ends.
 # FINISHED: no longer holds the app+device+instance identity; a new deployment may take it.
 #   Everything else is live: `Deployment.objects.live()`.
-# INSTALLED: the app is on its device and was measured there (running or stopped).
+# INSTALLED: the app is on its device and was measured there (up or stopped by a person).
 # GONE: not on its device any more; the dashboard counts every other deployment as an
 #   app (a failed one may still hold containers to remove).
 TRANSIENT_STATUSES = (
@@ -73,12 +83,22 @@ TRANSIENT_STATUSES = (
     DeploymentStatus.REMOVING,
 )
 FINAL_STATUSES = tuple(s for s in DeploymentStatus if s not in TRANSIENT_STATUSES)
+# UP: the app should be running: it is, or the watch found it in trouble (TROUBLE). A person
+#   may start, stop, restart or remove it from any of these; the watch moves it between them.
+TROUBLE_STATUSES = (
+    DeploymentStatus.DEGRADED,
+    DeploymentStatus.STOPPED_UNEXPECTEDLY,
+    DeploymentStatus.CRASH_LOOP,
+    DeploymentStatus.MISSING,
+    DeploymentStatus.NOT_ANSWERING,
+)
+UP_STATUSES = (DeploymentStatus.RUNNING, *TROUBLE_STATUSES)
 FINISHED_STATUSES = (
     DeploymentStatus.REMOVED,
     DeploymentStatus.ROLLED_BACK,
     DeploymentStatus.FAILED,
 )
-INSTALLED_STATUSES = (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED)
+INSTALLED_STATUSES = (*UP_STATUSES, DeploymentStatus.STOPPED)
 GONE_STATUSES = (DeploymentStatus.REMOVED, DeploymentStatus.ROLLED_BACK)
 
 
@@ -89,7 +109,7 @@ class DeploymentQuerySet(models.QuerySet):
         return self.exclude(status__in=FINISHED_STATUSES)
 
     def installed(self) -> DeploymentQuerySet:
-        """Running or stopped."""
+        """Up (running, or in trouble the watch found) or stopped by a person."""
         return self.filter(status__in=INSTALLED_STATUSES)
 
     def counted(self) -> DeploymentQuerySet:
@@ -107,8 +127,23 @@ class Deployment(models.Model):
     instance = models.CharField(max_length=31, default="default", validators=[instance_validator])
     project = models.CharField(max_length=63, validators=[project_validator])
     status = models.CharField(
-        max_length=20, choices=DeploymentStatus.choices, default=DeploymentStatus.VALIDATING
+        max_length=24, choices=DeploymentStatus.choices, default=DeploymentStatus.VALIDATING
     )
+    # The watch (issue 20): since when the status holds, and why, in a person's words.
+    status_since = models.DateTimeField(null=True, blank=True)
+    status_reason = models.TextField(blank=True)
+    auto_restart = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Restart it automatically when it stops unexpectedly. Empty: the app's "
+        "default (on for apps meant to be always on).",
+    )
+    health_check_minutes = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Minutes between health checks; empty: 5."
+    )
+    # What the watch remembers between polls: restart counts seen, its own restart
+    # attempts, health-check failures in a row (marketplace.watch).
+    watch_memory = models.JSONField(default=dict, blank=True, editable=False)
     config = models.JSONField(
         default=dict, blank=True, help_text="What was chosen: ports and env (never secrets)."
     )
@@ -245,3 +280,57 @@ class SignInReveal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {'saw' if self.shown else 'was refused'} {self.deployment}"
+
+
+class DeploymentEvent(models.Model):
+    """A change of a deployment's state, with why, in its history ("What happened")."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
+    time = models.DateTimeField(db_index=True)
+    from_status = models.CharField(max_length=24, blank=True)
+    to_status = models.CharField(max_length=24)
+    message = models.TextField(blank=True)
+    notified = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status}"
+
+
+class HealthSample(models.Model):
+    """One scheduled health check of a deployment from the control plane."""
+
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="health_samples"
+    )
+    time = models.DateTimeField()
+    ok = models.BooleanField()
+    answer_ms = models.FloatField(null=True, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-time"]
+        indexes = [models.Index(fields=["deployment", "time"], name="health_sample_by_time")]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M} {'ok' if self.ok else 'failed'}"
+
+
+class NotificationSettings(models.Model):
+    """Where notifications go: apprise URLs, one a line (one row; see marketplace.notify)."""
+
+    apprise_urls = EncryptedTextField(
+        blank=True,
+        default="",
+        help_text="One apprise URL a line (for example ntfys://ntfy.sh/my-topic or "
+        "mailtos://user:password@example.com). They hold passwords: stored encrypted.",
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "notification settings"
+
+    def urls(self) -> list[str]:
+        return [line.strip() for line in self.apprise_urls.splitlines() if line.strip()]

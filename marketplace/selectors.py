@@ -10,7 +10,12 @@ from requests.exceptions import RequestException
 from devices import ssh
 from devices.hooks import DeviceApp
 from marketplace.errors import DeploymentError
-from marketplace.models import FINISHED_STATUSES, Deployment, DeploymentStatus
+from marketplace.models import (
+    FINISHED_STATUSES,
+    TROUBLE_STATUSES,
+    Deployment,
+    DeploymentStatus,
+)
 from marketplace.preflight import host_ports
 from marketplace.recipes import Recipe, load_catalog
 from pooling.hooks import LiveApp
@@ -197,7 +202,16 @@ def live_apps_for_pooling() -> list[LiveApp]:
 def dashboard_figures() -> dict:
     """devices.hooks.dashboard_figures: the apps on the resources summary."""
     total, running = apps_counts()
-    return {"apps_total": total, "apps_running": running}
+    trouble = Deployment.objects.filter(status__in=TROUBLE_STATUSES).values_list(
+        "app_name", "status"
+    )
+    return {
+        "apps_total": total,
+        "apps_running": running,
+        "apps_in_trouble": [
+            f"{name}: {DeploymentStatus(status).label.lower()}" for name, status in trouble
+        ],
+    }
 
 
 def live_app_names(device) -> list[str]:

@@ -40,6 +40,7 @@ from marketplace.compose import (
 )
 from marketplace.errors import DeploymentError
 from marketplace.models import (
+    INSTALLED_STATUSES,
     TRANSIENT_STATUSES,
     Deployment,
     DeploymentStatus,
@@ -413,9 +414,10 @@ def _finish(deployment: Deployment, status: str, error: str) -> Deployment:
 # (marketplace.jobs). `sync=True` (commands, tests) runs the job here and now and raises
 # DeploymentError when it did not succeed, as the services did before they were jobs.
 DAY2_ALLOWED = {
-    "start": (DeploymentStatus.STOPPED, DeploymentStatus.RUNNING),
-    "stop": (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED),
-    "restart": (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED),
+    # a person may start, stop or restart an app that is installed, whatever the watch found
+    "start": INSTALLED_STATUSES,
+    "stop": INSTALLED_STATUSES,
+    "restart": INSTALLED_STATUSES,
 }
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from marketplace import views
+from marketplace import views, watch_views
 
 urlpatterns = [
     path("apps/", views.app_catalog, name="app_catalog"),
@@ -24,6 +24,12 @@ urlpatterns = [
         views.deployment_debug,
         name="deployment_debug",
     ),
+    path(
+        "deployments/<int:deployment_id>/watch/",
+        watch_views.deployment_watch_settings,
+        name="deployment_watch_settings",
+    ),
+    path("settings/notifications/", watch_views.notifications, name="notifications"),
     # start, stop, restart (after the fixed paths above)
     path(
         "deployments/<int:deployment_id>/<str:action>/",

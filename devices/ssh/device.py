@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from devices.containers import app_containers_from_list, inspect_troubled, stored
 from devices.keys import HostKey
 from devices.ssh.errors import HostKeyChanged
 from devices.ssh.manager import connections
@@ -36,21 +37,32 @@ def docker_client(device):
 
 
 def docker_summary(device) -> dict:
-    """`ServerVersion` and `ContainersRunning` from one cheap Docker API request.
+    """`ServerVersion`, `ContainersRunning` and our apps' `Containers` from one cheap
+    Docker API request.
 
-    GET /containers/json lists the running containers, and every answer of the daemon
-    carries `Server: Docker/<version> (<os>)`. The same figures from GET /info cost the
-    daemon 4-5 times as much (it also counts images, drivers and plugins), on every poll.
-    The request goes over the device's kept dial-stdio channel (devices.kept).
+    GET /containers/json?all=1 lists every container with its state and labels, and every
+    answer of the daemon carries `Server: Docker/<version> (<os>)`. The same figures from
+    GET /info cost the daemon 4-5 times as much (it also counts images, drivers and
+    plugins), on every poll. Our apps' containers that look wrong are inspected too
+    (devices.containers). The requests go over the device's kept dial-stdio channel
+    (devices.kept).
     """
     _refuse_changed_host_key(device)
-    headers, containers = connections.docker_get(Target.from_device(device), "/containers/json")
+    target = Target.from_device(device)
+    headers, containers = connections.docker_get(target, "/containers/json?all=1")
     match = re.match(r"Docker/(\S+)", headers.get("Server", ""))
     version = match.group(1) if match else ""
     if not version:
-        _headers, answer = connections.docker_get(Target.from_device(device), "/version")
+        _headers, answer = connections.docker_get(target, "/version")
         version = str(answer.get("Version", ""))
-    return {"ServerVersion": version, "ContainersRunning": len(containers)}
+    ours = app_containers_from_list(containers)
+    if ours:
+        ours = inspect_troubled(ours, lambda path: connections.docker_get(target, path))
+    return {
+        "ServerVersion": version,
+        "ContainersRunning": sum(1 for c in containers if c.get("State") == "running"),
+        "Containers": stored(ours),
+    }
 
 
 def shell_call(device, *, prelude: str, command: str, timeout: float | None = None) -> str:

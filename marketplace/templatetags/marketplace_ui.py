@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import template
 
 from homelab.core.formatting import MIB, format_bytes
-from marketplace.models import FINAL_STATUSES
+from marketplace.models import FINAL_STATUSES, UP_STATUSES
+from marketplace.watch_selectors import status_sentence
 
 register = template.Library()
 
@@ -43,6 +44,11 @@ STATUS_WORDS = {
     "rolled_back": "Didn't work, cleaned up",
     "removing": "Removing",
     "removed": "Removed",
+    "degraded": "Partly running",
+    "stopped_unexpectedly": "Stopped unexpectedly",
+    "crash_loop": "Keeps crashing",
+    "missing": "Containers missing",
+    "not_answering": "Not answering",
 }
 
 
@@ -69,7 +75,7 @@ def deployment_level(status: str) -> str:
     """Badge colour of a deployment status."""
     if status == "running":
         return "green"
-    if status in ("failed", "rolled_back"):
+    if status in ("failed", "rolled_back", "stopped_unexpectedly", "crash_loop", "missing"):
         return "red"
     if status in ("stopped", "removed"):
         return ""
@@ -79,6 +85,18 @@ def deployment_level(status: str) -> str:
 @register.filter
 def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
+
+
+@register.filter
+def watch_sentence(deployment) -> str:
+    """ "Stopped unexpectedly 3 minutes ago: its container exited with code 137 (...)"."""
+    return status_sentence(deployment)
+
+
+@register.filter
+def is_up(status: str) -> bool:
+    """Meant to be running (running, or in trouble the watch found): stop/restart apply."""
+    return status in UP_STATUSES
 
 
 @register.filter

@@ -11,7 +11,7 @@ from devices import compose, hooks, ssh
 from devices.lease import BUSY_MESSAGE, DeviceBusy, device_lease
 from devices.models import DeviceLease
 from homelab.core.masking import MASK
-from marketplace import recovery
+from marketplace import recovery, watch
 from marketplace import selectors as marketplace_selectors
 from marketplace import services as marketplace_services
 from pooling import selectors as pooling_selectors
@@ -22,7 +22,11 @@ from tests.unit.scheduling.factories import make_device
 
 def test_the_apps_fill_the_registries_in_ready_in_a_fixed_order():
     # shared servers are checked before the deployments' pending undos run
-    assert list(hooks.after_poll) == [pooling_tasks.after_device_poll, recovery.after_device_poll]
+    assert list(hooks.after_poll) == [
+        pooling_tasks.after_device_poll,
+        recovery.after_device_poll,
+        watch.after_device_poll,
+    ]
     assert list(hooks.dashboard_figures) == [
         marketplace_selectors.dashboard_figures,
         pooling_selectors.dashboard_figures,
