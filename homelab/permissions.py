@@ -80,6 +80,12 @@ PAGES: dict[str, dict[str, Role]] = {
     "deployment_debug": page(LOGS),  # "What I did"
     "deployment_action": page(OPERATOR, OPERATOR),
     "deployment_remove": page(OPERATOR, OPERATOR),
+    # an app's generated login: Admins only (the view asks for their password again)
+    "deployment_sign_in": page(ADMIN, ADMIN),
+    # how the watch treats an app (auto-restart, minutes between checks): Operators
+    "deployment_watch_settings": page(OPERATOR, OPERATOR),
+    # where notifications go (the addresses hold passwords): Admins only
+    "notifications": page(ADMIN, ADMIN),
     # shared database servers are the house's infrastructure, like devices
     "pooling_index": page(VIEWER),
     "shared_instance_remove": page(ADMIN, ADMIN),
@@ -128,6 +134,7 @@ API: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/deployments/{deployment_id}/restart"): OPERATOR,
     ("GET", "/api/v1/deployments/{deployment_id}/logs"): LOGS,
     ("GET", "/api/v1/deployments/{deployment_id}/debug"): LOGS,
+    ("GET", "/api/v1/deployments/{deployment_id}/events"): VIEWER,
     ("GET", "/api/v1/deployments/{deployment_id}/usage"): VIEWER,
     ("GET", "/api/v1/pooling/instances"): VIEWER,
     ("GET", "/api/v1/pooling/instances/{instance_id}"): VIEWER,

@@ -1,7 +1,7 @@
 """The cast: one person per role, and a visitor who is not signed in.
 
 Registered as a pytest plugin in tests/conftest.py, so any test may ask for `cast`
-(all of them) or one person: `admin_user`, `operator_user`, `viewer_user`. Each person has
+(all of them) or one person: `cast_admin`, `cast_operator`, `cast_viewer` (not `admin_user`: pytest-django's admin_client needs that one). Each person has
 a signed-in test client and an API token (`person.client`, `person.token`).
 """
 
@@ -48,17 +48,17 @@ def make_person(role: Role, *, read_only: bool = False) -> Person:
 
 
 @pytest.fixture
-def admin_user(db) -> Person:
+def cast_admin(db) -> Person:
     return make_person(Role.ADMIN)
 
 
 @pytest.fixture
-def operator_user(db) -> Person:
+def cast_operator(db) -> Person:
     return make_person(Role.OPERATOR)
 
 
 @pytest.fixture
-def viewer_user(db) -> Person:
+def cast_viewer(db) -> Person:
     return make_person(Role.VIEWER)
 
 
@@ -68,6 +68,6 @@ def visitor() -> Person:
 
 
 @pytest.fixture
-def cast(admin_user, operator_user, viewer_user, visitor) -> dict[str, Person]:
+def cast(cast_admin, cast_operator, cast_viewer, visitor) -> dict[str, Person]:
     """{"admin": ..., "operator": ..., "viewer": ..., "visitor": ...}."""
-    return {p.name: p for p in (admin_user, operator_user, viewer_user, visitor)}
+    return {p.name: p for p in (cast_admin, cast_operator, cast_viewer, visitor)}

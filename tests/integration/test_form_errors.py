@@ -205,6 +205,6 @@ def test_htmx_swaps_the_forms_422_and_409_answers():
     its errors) before the catch-all that drops the other errors."""
     script = APP_JS.read_text()
     config = script[script.index("responseHandling") :]
-    rule = re.search(r'\{\s*code:\s*"409\|422",\s*swap:\s*true', config)
+    rule = re.search(r'\{\s*code:\s*"409\|422(\|429)?",\s*swap:\s*true', config)
     drop = re.search(r'\{\s*code:\s*"\[45\]\.\.",\s*swap:\s*false', config)
     assert rule and drop and rule.start() < drop.start()

@@ -27,7 +27,7 @@ SECRET = "S3cret-admin-token-value-0123456789"
 
 @pytest.fixture
 def client(client):
-    user = get_user_model().objects.create_user("owner", password="a-long-password-1")
+    user = get_user_model().objects.create_superuser("owner", password="a-long-password-1")
     client.force_login(user)
     return client
 
