@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from devices.models import Device
-from homelab.core.services import jobs_recover_interrupted
 from devices.tasks import ensure_poll_schedule
+from homelab.core.services import jobs_recover_interrupted
 from marketplace.health_checks import ensure_health_check_schedule
 from marketplace.recovery import deployments_recover_interrupted
 from scheduling.tasks import ensure_purge_schedule

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from homelab.core.formatting import format_bytes  # noqa: F401  (scoring imports it from here)
+from homelab.core.formatting import format_bytes
 
 GIB = 1024**3
 MIB = 1024**2

@@ -58,9 +58,10 @@ def _stop(process: subprocess.Popen, sig: int, timeout: float = 15) -> None:
 def postgres_bin_dir() -> Path | None:
     """Debian's /usr/lib/postgresql/<version>/bin (15 preferred), or None."""
     preferred = Path(f"/usr/lib/postgresql/{PG_VERSION_PREFERRED}/bin")
-    candidates = [preferred] + sorted(
-        (Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), reverse=True
-    )
+    candidates = [
+        preferred,
+        *sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), reverse=True),
+    ]
     for directory in candidates:
         if (directory / "initdb").is_file() and (directory / "postgres").is_file():
             return directory
@@ -221,7 +222,9 @@ def postgres_server(
                 break
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"postgres did not accept connections:\n{server.log()}")
+                    raise RuntimeError(
+                        f"postgres did not accept connections:\n{server.log()}"
+                    ) from None
                 time.sleep(0.2)
         with admin:
             admin.execute(

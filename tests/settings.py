@@ -9,8 +9,8 @@ import tempfile
 
 os.environ.setdefault("HOMELAB_DATA_DIR", tempfile.mkdtemp(prefix="homelab-test-"))
 
-from homelab.settings import *  # noqa: E402,F403
-from homelab.settings import DATA_DIR, DATABASES  # noqa: E402
+from homelab.settings import *  # noqa: F403
+from homelab.settings import DATA_DIR, DATABASES
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}

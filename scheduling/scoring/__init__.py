@@ -41,13 +41,13 @@ from scheduling.scoring.criteria import (
 )
 from scheduling.scoring.ranking import (
     ALWAYS_ON_PENALTY,
-    SHARED_SERVER_BONUS,
     HIGH_LOAD_PERCENT,
     LOW_AVAILABILITY_PERCENT,
     NO_DEVICE_MESSAGE,
     NOT_RECOMMENDED,
     OK,
     RECOMMENDED,
+    SHARED_SERVER_BONUS,
     caveats,
     combine,
     rank_devices,
@@ -79,7 +79,6 @@ from scheduling.units import (
 
 __all__ = [
     "ALWAYS_ON_PENALTY",
-    "SHARED_SERVER_BONUS",
     "CRITERIA",
     "DEFAULT_WEIGHTS",
     "GIB",
@@ -93,6 +92,7 @@ __all__ = [
     "PACK_IDLE_STORAGE_SCALE_BYTES",
     "PACK_LOAD_TOLERANCE_PERCENT",
     "RECOMMENDED",
+    "SHARED_SERVER_BONUS",
     "UNKNOWN_SCORE",
     "AppRequirements",
     "Candidate",

@@ -145,7 +145,7 @@ def test_setup_says_what_is_wrong_with_a_weak_or_mistyped_password(client, djang
             "password2": PASSWORD + "x",
         },
     )
-    assert "didn’t match" in response.text or "didn't match" in response.text
+    assert "didn’t match" in response.text or "didn't match" in response.text  # noqa: RUF001
     assert not django_user_model.objects.exists()
     assert PASSWORD not in response.text
 

@@ -597,7 +597,7 @@ class Lab:
             self._ensure_network()
             self.registry.ensure()
             self._seed_registry(busybox)
-            for spec, dev in zip(DEVICE_SPECS, self.devices):
+            for spec, dev in zip(DEVICE_SPECS, self.devices, strict=True):
                 self._ensure_device(spec, dev)
             self._wait_ready(self.devices)
             for dev in self.devices:
