@@ -314,8 +314,10 @@ class DeviceShell:
                 if make_dirs:
                     _sftp_make_dirs(sftp, posixpath.dirname(path))
                 with sftp.open(path + ".tmp", "wb") as fh:
+                    # the mode before the first byte: a secret is never readable by others,
+                    # not even for the moment between writing and a chmod
+                    fh.chmod(mode)
                     fh.write(data)
-                sftp.chmod(path + ".tmp", mode)
                 sftp.posix_rename(path + ".tmp", path)
             except OSError as exc:
                 raise StepFailed(f"Could not write {path} on {self.device.name}: {exc}") from None
