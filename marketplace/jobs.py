@@ -53,7 +53,7 @@ class DeploymentJob(JobRunner):
         super().__init__(job)
         self.deployment = _deployment_of(job)
         if self.deployment is not None:
-            self.secrets = list(self.deployment.secret_values().values())
+            self.secrets = self.deployment.values_to_mask()
         self._mirrors: dict[int, DeploymentStep] = {}
 
     def the_deployment(self) -> Deployment:

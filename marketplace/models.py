@@ -148,6 +148,9 @@ class Deployment(models.Model):
         default=dict, blank=True, help_text="What was chosen: ports and env (never secrets)."
     )
     secrets = EncryptedTextField(default="{}", editable=False)
+    # Extra settings the person typed whose name says they are secret (SMTP_PASSWORD, ...):
+    # their values live here, encrypted; `config["env"]` holds MASK in their place.
+    env_secrets = EncryptedTextField(default="{}", editable=False)
     # "Keep my data": what a new deployment of the same app and name on this device needs
     # to pick the data up again (deployment_create reuses the secrets, pooling these).
     data_kept = models.BooleanField(
@@ -205,7 +208,16 @@ class Deployment(models.Model):
         return self.status in TRANSIENT_STATUSES
 
     def secret_values(self) -> dict[str, str]:
+        """{secret name: value} of the secrets the recipe declares (generated for it)."""
         return _json_dict(self.secrets)
+
+    def env_secret_values(self) -> dict[str, str]:
+        """{setting name: value} of the secret extra settings the person typed."""
+        return _json_dict(self.env_secrets)
+
+    def values_to_mask(self) -> list[str]:
+        """Every secret value of this app (generated and typed), for masking output."""
+        return [*self.secret_values().values(), *self.env_secret_values().values()]
 
     def kept_database_passwords(self) -> dict[str, str]:
         """{engine: password} of the shared databases whose data was kept (see data_kept)."""

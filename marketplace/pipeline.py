@@ -174,7 +174,7 @@ class DeploymentPipeline:
         self.device = deployment.device
         self.recipe = recipe
         self.secrets = deployment.secret_values()
-        self.shell = DeploymentShell(deployment, secrets=self.secrets.values(), sleep=sleep)
+        self.shell = DeploymentShell(deployment, secrets=deployment.values_to_mask(), sleep=sleep)
         self.folder = f"{deploy_root()}/{deployment.project}"
         self.compose_file = f"{self.folder}/compose.yaml"
         self.compose_text = ""
@@ -248,7 +248,7 @@ class DeploymentPipeline:
                 config=RenderConfig(
                     instance=self.deployment.instance,
                     ports=config.get("ports") or {},
-                    env=config.get("env") or {},
+                    env={**(config.get("env") or {}), **self.deployment.env_secret_values()},
                     secrets=self.secrets,
                 ),
             )
@@ -260,7 +260,7 @@ class DeploymentPipeline:
 
     def _store_compose(self, text: str) -> None:
         self.compose_text = text
-        masked = mask(self.compose_text, [*self.secrets.values(), *self.shell.secrets])
+        masked = mask(self.compose_text, [*self.deployment.values_to_mask(), *self.shell.secrets])
         type(self.deployment).objects.filter(pk=self.deployment.pk).update(
             compose_masked=masked, compose_path=self.compose_file
         )

@@ -190,7 +190,7 @@ def _cleanup_one(deployment: Deployment) -> int:
         try:
             message = _undo_on_device(p, deployment, keep_data=False)
         except (StepFailed, ssh.SSHError) as exc:
-            text = mask(str(exc), deployment.secret_values().values())
+            text = mask(str(exc), deployment.values_to_mask())
             step.status, step.message = DeploymentStep.Status.UNDO_FAILED, text
             step.save(update_fields=["status", "message"])
             tries = deployment.steps.filter(name=step.name, status=step.status).count()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from devices.compose import StepFailed
 from devices.lease import LEASE_WAIT_SECONDS
 from devices.models import Device
 from homelab.core.jobs import JobFailed, JobRunner, Target, job_kind_label
-from homelab.core.masking import mask
+from homelab.core.masking import MASK, mask
 from homelab.core.models import LIVE_JOB_STATUSES, Job, JobStatus
 from homelab.core.services import job_enqueue, job_send
 from marketplace import pipeline
@@ -102,11 +103,18 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
         config = {}
     if not isinstance(config, dict):
         raise DeploymentError("config: must be an object with ports and env.", field="config")
-    unknown = sorted(set(config) - {"ports", "env", "bundled_databases"})
+    unknown = sorted(set(config) - {"ports", "env", "bundled_databases", "secret_env"})
     if unknown:
         raise DeploymentError(
-            f"config.{unknown[0]}: not a known setting (use ports, env and bundled_databases).",
+            f"config.{unknown[0]}: not a known setting (use ports, env, secret_env and "
+            "bundled_databases).",
             field=f"config.{unknown[0]}",
+        )
+    marked = config.get("secret_env") or []
+    if not isinstance(marked, list) or not all(isinstance(n, str) for n in marked):
+        raise DeploymentError(
+            "config.secret_env: must be a list of setting names to keep secret.",
+            field="config.secret_env",
         )
     bundled = config.get("bundled_databases", False)
     if not isinstance(bundled, bool):
@@ -139,7 +147,33 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
         clean["env"] = {str(k): str(v) for k, v in env.items()}
     if bundled:
         clean["bundled_databases"] = True
+    missing = sorted(set(marked) - set(clean.get("env", {})))
+    if missing:
+        raise DeploymentError(
+            f"config.secret_env: {missing[0]} is not one of the extra settings (env) given.",
+            field="config.secret_env",
+        )
+    if marked:
+        clean["secret_env"] = sorted(set(marked))
     return clean
+
+
+SECRET_SETTING_RE = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|KEY", re.IGNORECASE)
+
+
+def split_secret_env(clean: dict) -> tuple[dict, dict[str, str]]:
+    """(config with MASK in place of each secret setting's value, {name: value} of those).
+
+    A setting is secret when its name says so (PASSWORD, SECRET, TOKEN, KEY...) or the
+    person marked it (`secret_env`). Its value is stored encrypted (Deployment.env_secrets)
+    and masked wherever output is shown; the config shows that it is set, not what it is."""
+    env = clean.get("env") or {}
+    marked = set(clean.get("secret_env") or ())
+    secret = {k: v for k, v in env.items() if v and (k in marked or SECRET_SETTING_RE.search(k))}
+    if not secret:
+        return clean, {}
+    shown = {**clean, "env": {k: (MASK if k in secret else v) for k, v in env.items()}}
+    return shown, secret
 
 
 def project_name(slug: str, instance: str) -> str:
@@ -225,6 +259,7 @@ def deployment_create(
             raise DeploymentError(
                 f"device_id: there is no device {device_id}.", field="device_id", code=404
             )
+    shown_config, env_secrets = split_secret_env(clean)
     deployment = Deployment(
         slug=recipe.slug,
         app_name=recipe.name,
@@ -232,7 +267,8 @@ def deployment_create(
         device=device,
         instance=instance,
         project=project_name(recipe.slug, instance),
-        config=clean,
+        config=shown_config,
+        env_secrets=json.dumps(env_secrets),
         user=user if getattr(user, "is_authenticated", False) else None,
     )
     problems = preflight_problems(deployment, recipe, device)
@@ -401,7 +437,7 @@ def job_lease_holder(job_id: int) -> str:
 
 def _finish(deployment: Deployment, status: str, error: str) -> Deployment:
     deployment.status = status
-    deployment.error = mask(error, deployment.secret_values().values())
+    deployment.error = mask(error, deployment.values_to_mask())
     deployment.finished_at = timezone.now()
     deployment.save(update_fields=["status", "error", "finished_at", "updated"])
     logger.info("Deployment %s of %s: %s %s", deployment.pk, deployment.slug, status, error)
@@ -650,7 +686,7 @@ def deployment_logs(*, deployment: Deployment, tail: int = 200) -> str:
         raise DeploymentError.unreachable(deployment.device.name, exc, field="deployment") from None
     text = out if exit_code == 0 else (out + err)
     # pooled database passwords too
-    return mask(text, [*deployment.secret_values().values(), *secret_values_for(deployment)])
+    return mask(text, [*deployment.values_to_mask(), *secret_values_for(deployment)])
 
 
 def deployments_forget_device(device: Device) -> None:
