@@ -156,7 +156,9 @@ def certificate_summary(certificate_pem: str) -> dict:
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
     fingerprint = certificate.fingerprint(hashes.SHA256()).hex().upper()
     return {
-        "name": certificate.subject.rfc4514_string(),
+        "name": ", ".join(
+            str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        ),
         "not_after": certificate.not_valid_after_utc,
         "sha256": ":".join(fingerprint[i : i + 2] for i in range(0, len(fingerprint), 2)),
     }

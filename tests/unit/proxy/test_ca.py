@@ -105,6 +105,6 @@ def test_openssl_agrees(authority, tmp_path):
 
 def test_the_summary_shows_no_key(authority):
     summary = certificate_summary(authority.certificate_pem)
-    assert "Homelab CA" in summary["name"]
+    assert summary["name"] == "Homelab CA (control-plane)"
     assert len(summary["sha256"].split(":")) == 32
     assert "PRIVATE" not in repr(summary)

@@ -102,7 +102,7 @@ def test_it_refuses_an_odd_listen_address(listen):
 
 
 def test_two_apps_with_one_name_are_refused():
-    with pytest.raises(ValueError, match="Two apps are named a.home.arpa"):
+    with pytest.raises(ValueError, match=r"Two apps are named a\.home\.arpa"):
         caddy_config(
             [Route("a.home.arpa", "10.0.0.1", 80), Route("a.home.arpa", "10.0.0.2", 81)], **FILES
         )
