@@ -14,8 +14,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -294,16 +293,16 @@ def _resolve_all(
     results: dict[str, tuple[str, ...] | None] = dict.fromkeys(hostnames)
     if not hostnames:
         return results
-    pool = ThreadPoolExecutor(max_workers=min(8, len(hostnames)), thread_name_prefix="resolve")
+    # one deadline for all of them: a page waits `timeout_seconds` at most, however many
+    pool = ThreadPoolExecutor(max_workers=min(16, len(hostnames)), thread_name_prefix="resolve")
     futures = {name: pool.submit(one, name) for name in hostnames}
     try:
-        for name, future in futures.items():
-            try:
-                results[name] = future.result(timeout=timeout_seconds)
-            except FuturesTimeout:
-                results[name] = None
+        wait(futures.values(), timeout=timeout_seconds)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+    for name, future in futures.items():
+        if future.done() and not future.cancelled():
+            results[name] = future.result()
     return results
 
 

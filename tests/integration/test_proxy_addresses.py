@@ -236,6 +236,19 @@ def test_a_name_another_app_has_is_refused(client, cast_admin, apps):
     assert response.json()["detail"] == "n8n-family.home.arpa is already the name of N8N on nas."
 
 
+def test_huge_ids_answer_404_not_an_error(client, cast_admin):
+    huge = 99999999999999999999
+    response = put(client, f"/proxy/names/{huge}", {"hostname": "a.home.arpa"}, cast_admin)
+    assert response.status_code == 404
+    response = put(
+        client,
+        "/proxy",
+        {"device_id": huge, "domain": "home.arpa", "mode": "internal_ca"},
+        cast_admin,
+    )
+    assert response.status_code == 404
+
+
 def test_renaming_an_app_that_is_gone_says_so(client, cast_admin, pi):
     gone = deploy("vaultwarden", pi, status=DeploymentStatus.REMOVED)
     response = put(client, f"/proxy/names/{gone.pk}", {"hostname": "a.home.arpa"}, cast_admin)
@@ -329,6 +342,16 @@ def test_a_front_door_known_by_name_gets_cname_records(apps, db):
     assert services.hosts_file_line() == ""
 
 
+def test_slow_name_servers_cost_one_deadline_not_one_per_name():
+    names = [f"app{i}.home.arpa" for i in range(4)]
+    started = time.monotonic()
+    answers = services._resolve_all(
+        names, timeout_seconds=0.5, resolver=fake_resolver(dict.fromkeys(names, "slow"))
+    )
+    assert time.monotonic() - started < 1.5
+    assert answers == dict.fromkeys(names)
+
+
 def test_the_real_resolver_is_asked_with_a_time_limit():
     answers = services._resolve_all(["localhost"], timeout_seconds=2, resolver=socket.getaddrinfo)
     assert "127.0.0.1" in answers["localhost"] or "::1" in answers["localhost"]
@@ -416,3 +439,17 @@ def test_the_page_renames_an_app_and_refuses_a_wildcard(cast_admin, apps, no_dns
 def test_only_admins_see_the_page(cast):
     assert cast["operator"].client().get("/settings/app-addresses/").status_code == 403
     assert cast["viewer"].client().get("/settings/app-addresses/").status_code == 403
+
+
+def test_the_admin_shows_the_settings_but_never_the_cas_key(cast_admin, admin_client, apps):
+    services.app_name_set(deployment_id=apps["vaultwarden"].pk, hostname="vault.home.arpa")
+    row = ProxySettings.objects.get()
+    services.certificate_authority()
+    for url in (
+        "/admin/proxy/proxysettings/",
+        f"/admin/proxy/proxysettings/{row.pk}/change/",
+        "/admin/proxy/appaddress/",
+    ):
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert "PRIVATE" not in response.content.decode(), url
