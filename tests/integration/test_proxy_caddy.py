@@ -92,11 +92,10 @@ class FrontDoor:
     def __init__(self, binary: str, folder: Path, authority, routes: list[Route]):
         self.binary, self.folder = binary, folder
         self.https_port, self.admin_port = _free_port(), _free_port()
-        leaf = leaf_issue(authority=authority, hostnames=[r.hostname for r in routes])
-        (folder / "front-door.crt").write_text(leaf.certificate_pem)
-        key = folder / "front-door.key"
-        key.write_text(leaf.private_key_pem)
-        key.chmod(0o600)
+        if routes:  # else the test writes its own certificate
+            leaf = leaf_issue(authority=authority, hostnames=[r.hostname for r in routes])
+            (folder / "front-door.crt").write_text(leaf.certificate_pem)
+            (folder / "front-door.key").write_text(leaf.private_key_pem)
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(folder),
@@ -266,3 +265,62 @@ def test_removing_a_route_reloads_without_dropping_the_other_app(front_door, tru
     trusting.check_hostname = False
     status, body, _ = _get("beta.home.arpa", front_door.https_port, trusting)
     assert status == 404, body
+
+
+# --- from the database: the product's own files, through the same real Caddy --------------
+
+
+@pytest.mark.django_db
+def test_the_front_door_files_from_live_apps_serve_each_app_and_follow_a_removal(
+    caddy_binary, tmp_path, apps
+):
+    from marketplace.models import Deployment, DeploymentStatus
+    from proxy import services
+    from tests.unit.scheduling.factories import make_device
+
+    device = make_device("loopback", ram_free_gb=2, address="127.0.0.1")
+    deployments = {
+        slug: Deployment.objects.create(
+            slug=slug,
+            app_name=slug,
+            device=device,
+            project=f"hl-{slug}-default",
+            status=DeploymentStatus.RUNNING,
+            config={"ports": {"web": apps[name].server_address[1]}},
+        )
+        for slug, name in (("vaultwarden", "alpha"), ("n8n", "beta"))
+    }
+    services.proxy_settings_save(domain="home.arpa", device_id=device.pk, mode="internal_ca")
+    door = FrontDoor(caddy_binary, tmp_path, services.certificate_authority(), [])
+    listen = {
+        "https_listen": f"127.0.0.1:{door.https_port}",
+        "http_listen": None,
+        "admin_listen": f"127.0.0.1:{door.admin_port}",
+        "storage_path": str(tmp_path / "storage"),
+    }
+
+    def write(file_name: str) -> Path:
+        files = services.front_door_files(
+            certificate_path=str(tmp_path / "front-door.crt"),
+            key_path=str(tmp_path / "front-door.key"),
+            **listen,
+        )
+        (tmp_path / "front-door.crt").write_text(files.certificate_pem)
+        (tmp_path / "front-door.key").write_text(files.private_key_pem)
+        (tmp_path / file_name).write_text(files.config_json)
+        return tmp_path / file_name
+
+    trusting = ssl.create_default_context(cadata=services.ca_certificate_pem())
+    door.start(write("caddy.json"))
+    try:
+        assert _get("vaultwarden.home.arpa", door.https_port, trusting)[1].startswith("alpha")
+        assert _get("n8n.home.arpa", door.https_port, trusting)[1].startswith("beta")
+        Deployment.objects.filter(pk=deployments["n8n"].pk).update(status=DeploymentStatus.REMOVED)
+        result = door.reload(write("caddy-after-removal.json"))
+        assert result.returncode == 0, result.stderr + door.output()
+        assert _get("vaultwarden.home.arpa", door.https_port, trusting)[0] == 200
+        # the new certificate no longer carries the removed app's name
+        with pytest.raises(ssl.SSLError):
+            _get("n8n.home.arpa", door.https_port, trusting)
+    finally:
+        door.stop()
