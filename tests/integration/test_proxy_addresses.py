@@ -453,3 +453,15 @@ def test_the_admin_shows_the_settings_but_never_the_cas_key(cast_admin, admin_cl
         response = admin_client.get(url)
         assert response.status_code == 200, url
         assert "PRIVATE" not in response.content.decode(), url
+
+
+def test_the_page_says_when_the_front_door_is_offline(cast_admin, pi, no_dns):
+    services.proxy_settings_save(domain="home.arpa", device_id=pi.pk, mode="internal_ca")
+    client = cast_admin.client()
+    assert (
+        "no app answers by its name" not in client.get("/settings/app-addresses/").content.decode()
+    )
+    pi.status = "offline"
+    pi.save(update_fields=["status"])
+    text = client.get("/settings/app-addresses/").content.decode()
+    assert "The front door's device, pi-4, is offline: no app answers by its name" in text
