@@ -21,6 +21,7 @@ from homelab.permissions import enforce_api_roles
 from homelab.services import api_token_authenticate
 from marketplace.api import router as marketplace_router
 from pooling.api import router as pooling_router
+from proxy.api import router as proxy_router
 from scheduling.api import router as scheduling_router
 
 
@@ -91,6 +92,7 @@ api.add_router("/resources", resources_router)
 api.add_router("", marketplace_router)
 api.add_router("/pooling", pooling_router)
 api.add_router("", scheduling_router)
+api.add_router("/proxy", proxy_router)
 
 # every operation answers to its role rule (homelab/permissions.py); keep this last
 enforce_api_roles(api)

@@ -97,6 +97,8 @@ PAGES: dict[str, dict[str, Role]] = {
     "activity": page(VIEWER),
     "job_detail": page(VIEWER),
     "job_cancel": page(OPERATOR, OPERATOR),
+    # the front door's settings (domain, device, names): Admins
+    "app_addresses": page(ADMIN, ADMIN),
 }
 
 # URL namespace -> least role for every URL in it, whatever the method.
@@ -142,6 +144,12 @@ API: dict[tuple[str, str], Role] = {
     # computing a ranking changes nothing; recording a choice does
     ("POST", "/api/v1/placement"): VIEWER,
     ("POST", "/api/v1/placement/choices"): OPERATOR,
+    # the front door: everyone reads names and the CA's certificate; Admins change them
+    ("GET", "/api/v1/proxy"): VIEWER,
+    ("PUT", "/api/v1/proxy"): ADMIN,
+    ("GET", "/api/v1/proxy/ca.pem"): VIEWER,
+    ("GET", "/api/v1/proxy/names"): VIEWER,
+    ("PUT", "/api/v1/proxy/names/{deployment_id}"): ADMIN,
 }
 
 # WebSocket stream -> least role (the consumers name their stream).

@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "marketplace",
     "pooling",
     "backups",
+    "proxy",
 ]
 
 MIDDLEWARE = [

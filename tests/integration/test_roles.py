@@ -63,6 +63,7 @@ PAGE_TABLE: dict[str, dict[str, str]] = {
     "activity": {"GET": "V"},
     "job_detail": {"GET": "V"},
     "job_cancel": {"POST": "O"},
+    "app_addresses": {"GET": "A", "POST": "A"},
 }
 
 # URL namespaces not walked here, and why (each has its own test below).
@@ -107,6 +108,11 @@ API_TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/pooling/instances/{instance_id}"): "A",
     ("POST", "/api/v1/placement"): "V",
     ("POST", "/api/v1/placement/choices"): "O",
+    ("GET", "/api/v1/proxy"): "V",
+    ("PUT", "/api/v1/proxy"): "A",
+    ("GET", "/api/v1/proxy/ca.pem"): "V",
+    ("GET", "/api/v1/proxy/names"): "V",
+    ("PUT", "/api/v1/proxy/names/{deployment_id}"): "A",
 }
 
 # Operations no request reaches today, with the reason: any answer but 403-for-allowed is
