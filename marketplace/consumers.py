@@ -16,26 +16,13 @@ sent by id, and the browser replaces a fragment it already has (static/js/progre
 
 from __future__ import annotations
 
-import asyncio
-import json
-
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from homelab.core.access import websocket_allowed
+from homelab.core.consumers import FollowConsumer
 from marketplace.models import FINAL_STATUSES, Deployment, DeploymentStep
 from marketplace.views import _progress_context
 
-POLL_SECONDS = 0.5
 
-
-@database_sync_to_async
-def _deployment_exists(deployment_id: int) -> bool:
-    return Deployment.objects.filter(pk=deployment_id).exists()
-
-
-@database_sync_to_async
 def _changes(deployment_id: int, after_id: int, pending: set[int], last_status: str | None):
     """(messages to send, new last id, step ids still running, status, final?)."""
     from django.db.models import Q
@@ -97,35 +84,15 @@ def _changes(deployment_id: int, after_id: int, pending: set[int], last_status: 
     return out, after_id, still_running, status, final
 
 
-class DeploymentProgressConsumer(AsyncWebsocketConsumer):
-    async def connect(self):
-        user = self.scope.get("user")
-        self.deployment_id = int(self.scope["url_route"]["kwargs"]["deployment_id"])
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
-            return
-        if not await websocket_allowed(self.scope, "deployments"):
-            return await self.close(code=4403)
-        if not await _deployment_exists(self.deployment_id):
-            await self.close(code=4404)
-            return
-        await self.accept()
-        self.follower = asyncio.ensure_future(self._follow())
+class DeploymentProgressConsumer(FollowConsumer):
+    stream = "deployments"
+    url_kwarg = "deployment_id"
 
-    async def disconnect(self, code):
-        follower = getattr(self, "follower", None)
-        if follower is not None and not follower.done():
-            follower.cancel()
+    def exists(self, pk: int) -> bool:
+        return Deployment.objects.filter(pk=pk).exists()
 
-    async def _follow(self) -> None:
-        after_id, pending, status = 0, set(), None
-        while True:
-            messages, after_id, pending, status, final = await _changes(
-                self.deployment_id, after_id, pending, status
-            )
-            for message in messages:
-                await self.send(text_data=json.dumps(message))
-            if final:
-                await self.close()
-                return
-            await asyncio.sleep(POLL_SECONDS)
+    def changes(self) -> tuple[list[dict], bool]:
+        after_id, pending, status = getattr(self, "state", (0, set(), None))
+        messages, after_id, pending, status, final = _changes(self.pk, after_id, pending, status)
+        self.state = (after_id, pending, status)
+        return messages, final

@@ -29,11 +29,6 @@ from homelab.core.models import Job, JobItem, JobStep, JobStepStatus
 POLL_SECONDS = 0.5
 
 
-@database_sync_to_async
-def _job_exists(job_id: int) -> bool:
-    return Job.objects.filter(pk=job_id).exists()
-
-
 class _Follower:
     """What was sent already, and the next round of changes."""
 
@@ -111,16 +106,36 @@ class _Follower:
         return out, final
 
 
-class JobProgressConsumer(AsyncWebsocketConsumer):
+class FollowConsumer(AsyncWebsocketConsumer):
+    """Follow one object over a WebSocket by reading its persisted rows.
+
+    1. On connect: the person must be signed in (else 4401), allowed on `stream`
+       (homelab.core.access; else 4403), and the object named by the URL's `url_kwarg`
+       must exist (`exists`; else 4404).
+    2. Every POLL_SECONDS: `changes()` (run in a thread, it may use the ORM) gives the
+       messages to send and whether the object is final; when it is, close.
+    Subclasses set `stream` and `url_kwarg` and write `exists` and `changes`.
+    """
+
+    stream = ""
+    url_kwarg = ""
+
+    def exists(self, pk: int) -> bool:
+        raise NotImplementedError
+
+    def changes(self) -> tuple[list[dict], bool]:
+        raise NotImplementedError
+
     async def connect(self):
         user = self.scope.get("user")
-        self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        self.pk = int(self.scope["url_route"]["kwargs"][self.url_kwarg])
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        if not await websocket_allowed(self.scope, "jobs"):
-            return await self.close(code=4403)
-        if not await _job_exists(self.job_id):
+        if not await websocket_allowed(self.scope, self.stream):
+            await self.close(code=4403)
+            return
+        if not await database_sync_to_async(self.exists)(self.pk):
             await self.close(code=4404)
             return
         await self.accept()
@@ -132,8 +147,7 @@ class JobProgressConsumer(AsyncWebsocketConsumer):
             task.cancel()
 
     async def _follow(self) -> None:
-        follower = _Follower(self.job_id)
-        next_round = database_sync_to_async(follower.changes)
+        next_round = database_sync_to_async(self.changes)
         while True:
             messages, final = await next_round()
             for message in messages:
@@ -142,3 +156,16 @@ class JobProgressConsumer(AsyncWebsocketConsumer):
                 await self.close()
                 return
             await asyncio.sleep(POLL_SECONDS)
+
+
+class JobProgressConsumer(FollowConsumer):
+    stream = "jobs"
+    url_kwarg = "job_id"
+
+    def exists(self, pk: int) -> bool:
+        return Job.objects.filter(pk=pk).exists()
+
+    def changes(self) -> tuple[list[dict], bool]:
+        if not hasattr(self, "follower"):
+            self.follower = _Follower(self.pk)
+        return self.follower.changes()

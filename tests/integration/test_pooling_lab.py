@@ -62,6 +62,21 @@ def pool(lab, settings):
         lab.exec(DEVICE, ["rm", "-rf", f"/opt/homelab/apps/{project}"])
 
 
+def _run_pipeline_again(deployment, recipe):
+    """Run a deployed app's pipeline once more (idempotency), as the steps of a job."""
+    from homelab.core.jobs import JobRunner
+    from homelab.core.models import Job
+    from marketplace import pipeline
+
+    job = Job.objects.create(
+        kind="app.deploy",
+        target_type="deployment",
+        target_id=str(deployment.pk),
+        params={"deployment_id": deployment.pk},
+    )
+    return pipeline.DeploymentPipeline(deployment, recipe).run(JobRunner(job))
+
+
 def status(deployment) -> dict:
     with urllib.request.urlopen(deployment.url + "/standin/status", timeout=20) as response:
         return json.loads(response.read())
@@ -174,7 +189,6 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
         assert own.stdout.strip() == "1", own.stderr
 
         # redeploying is idempotent: same database, same password, contents kept
-        from marketplace import pipeline
         from pooling.services import pooled_database_provision
 
         def psql_as(db: PooledDatabase, sql: str):
@@ -188,7 +202,7 @@ def test_three_postgres_apps_share_one_server_isolated(lab, lab_devices, pool):
             psql_as(a, "create table keep(v text); insert into keep values ('kept')").returncode
             == 0
         )
-        outcome = pipeline.DeploymentPipeline(apps[0], load_catalog().get(slugs[0])).run()
+        outcome = _run_pipeline_again(apps[0], load_catalog().get(slugs[0]))
         assert outcome.ok, outcome.error
         again = pooled_database_provision(deployment=apps[0], engine="postgres")
         assert (again.pk, again.password) == (a.pk, a.password)
@@ -683,10 +697,9 @@ def test_two_paperless_share_one_redis_each_in_its_own_prefix(lab, lab_devices, 
         assert anonymous.stdout.startswith("NOAUTH"), anonymous.stdout
 
         # redeploying keeps the user's password and its keys
-        from marketplace import pipeline
         from pooling.services import pooled_database_provision
 
-        outcome = pipeline.DeploymentPipeline(apps[0], load_catalog().get("paperless-ngx")).run()
+        outcome = _run_pipeline_again(apps[0], load_catalog().get("paperless-ngx"))
         assert outcome.ok, outcome.error
         again = pooled_database_provision(deployment=apps[0], engine="redis")
         assert (again.pk, again.password) == (a.pk, a.password)
