@@ -226,8 +226,12 @@ def _error_from_ssh(exc: ssh.SSHError, *, address: str, port: int, username: str
     fix_field = {"offline": "address", "auth_failed": "password"}.get(status)
     if status == "offline" and exc.reason == "refused":
         fix_field = "port"
+    if exc.reason == "unresponsive":
+        fix_field = None  # the address is right: the device itself is stuck
     return DeviceError(
-        f"{words['title']}: {exc.message}" if status == "offline" else exc.message,
+        f"{words['title']}: {exc.message}"
+        if status == "offline" and exc.reason != "unresponsive"
+        else exc.message,
         device_status=status,
         fixes=words["fixes"],
         field=fix_field,

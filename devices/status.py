@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from devices.models import DeviceStatus
 from devices.ssh import fingerprint
+from devices.ssh.errors import UNRESPONSIVE_WORDS
 
 
 def _help_for(
@@ -31,6 +32,23 @@ def _help_for(
             "title": "Not checked yet",
             "message": "The device has not been checked yet; the first check runs within a minute.",
             "fixes": ['Wait a moment, or press "Check now".'],
+        }
+    if status == DeviceStatus.OFFLINE and UNRESPONSIVE_WORDS in detail:
+        # Reached, but silent: a frozen or overloaded machine, not a wrong address.
+        return {
+            "title": "Not answering: overloaded or frozen",
+            "message": detail,
+            "fixes": [
+                "Wait a minute or two: a device busy with a large job often answers again.",
+                (
+                    "Check the device itself: is it very hot, is its power supply strong "
+                    "enough, is its disk or memory full?"
+                ),
+                (
+                    "If it stays silent, restart it (unplug it for ten seconds, or restart "
+                    'its virtual machine or container), then press "Check now".'
+                ),
+            ],
         }
     if status == DeviceStatus.OFFLINE:
         return {
