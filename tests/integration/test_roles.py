@@ -56,7 +56,7 @@ PAGE_TABLE: dict[str, dict[str, str]] = {
     "deployment_watch_settings": {"POST": "O"},
     "notifications": {"GET": "A", "POST": "A"},
     "pooling_index": {"GET": "V"},
-    "shared_instance_remove": {"POST": "A"},
+    "shared_instance_remove": {"GET": "A", "POST": "A"},
     "placement_index": {"GET": "V"},
     "placement_app": {"GET": "V", "POST": "O"},
     "placement_custom": {"GET": "V", "POST": "O"},
