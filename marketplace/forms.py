@@ -144,6 +144,30 @@ class DeployForm(forms.Form):
         self.add_error(name, f"{label}: {person_words(self, message)}")
 
 
+class SettingsForm(DeployForm):
+    """A deployed app's settings: the deploy wizard's boxes for host ports and extra
+    settings, filled in with what the app has now ("Apply": deployment_reconfigure)."""
+
+    def __init__(self, *args, recipe: Recipe, config: dict, **kwargs):
+        ports = (config or {}).get("ports") or {}
+        env = (config or {}).get("env") or {}
+        initial = {
+            self.port_field(p.name): ports.get(p.name, p.default_host_port)
+            for p in recipe.manifest.ports
+        }
+        initial["env"] = "\n".join(f"{name}={value}" for name, value in env.items())
+        super().__init__(*args, recipe=recipe, device_choices=[], initial=initial, **kwargs)
+        # where the app runs, its name and its database server stay as deployed
+        for name in ("device_id", "instance", "bundled_databases"):
+            self.fields.pop(name, None)
+
+    def add_service_error(self, field: str, message: str) -> None:
+        target = wizard_field(self, field, message)
+        if target is not None and target[0] not in self.fields:
+            field = ""  # not a box of this form: shown above it
+        super().add_service_error(field, message)
+
+
 # The one place that knows which box of the wizard a service error's `field` means.
 def wizard_field(form: DeployForm, field: str, message: str = "") -> tuple[str, str] | None:
     """(the form field's name, its label) for a DeploymentError's `field`, or None when

@@ -6,6 +6,9 @@ deployment_run      (in the job) claim the deployment, run the pipeline under th
 deployment_start / deployment_stop / deployment_restart / deployment_remove
                     check at once, then start an `app.<action>` job (marketplace.jobs);
                     deployment_operate and removal_run are the jobs' device work
+deployment_reconfigure
+                    check the new settings like a deploy does, then an `app.reconfigure`
+                    job (its device work, with the rollback: marketplace/reconfigure.py)
 deployment_logs     the last lines of the app's logs (secrets masked)
 After a restart or a device that went away: marketplace/recovery.py
 (deployments_recover_interrupted, deployments_cleanup_pending, deployments_after_poll).
@@ -482,6 +485,79 @@ def deployment_stop(*, deployment: Deployment, user=None, sync: bool = False) ->
 def deployment_restart(*, deployment: Deployment, user=None, sync: bool = False) -> Job:
     """Restart an app: an `app.restart` job (202); it ends running."""
     return _day2(deployment, "restart", user=user, sync=sync)
+
+
+def deployment_reconfigure(
+    *, deployment: Deployment, config, user=None, sync: bool = False
+) -> Job:
+    """Change an installed app's settings: an `app.reconfigure` job (202).
+
+    1. The app is installed (running, stopped or in trouble) and no other job works on it
+       (409 otherwise).
+    2. `config` has the deploy call's shape (ports, env) and replaces the settings as a
+       whole; it is checked exactly as deploying checks it (422 naming the field). Whether
+       the app has its own database server cannot change after deploying:
+       `bundled_databases` keeps its value.
+    3. A host port another app claims, or that something else on the device listens on,
+       is a 409 now, as when deploying.
+    4. The job (marketplace.reconfigure) recreates the app with the new settings through
+       the pipeline and, when they do not work, puts the previous ones back.
+    """
+    _require(deployment, INSTALLED_STATUSES, "change the settings of")
+    _refuse_while_working(deployment)
+    recipe = recipe_for(deployment.slug)
+    current = dict(deployment.config or {})
+    if (
+        isinstance(config, dict)
+        and "bundled_databases" in config
+        and bool(config["bundled_databases"]) != bool(current.get("bundled_databases"))
+    ):
+        raise DeploymentError(
+            "config.bundled_databases: whether the app has its own database server "
+            "cannot change after it is deployed; deploy a second copy with the other "
+            "choice instead.",
+            field="config.bundled_databases",
+        )
+    clean = _clean_config(recipe, config, deployment.instance)
+    if current.get("bundled_databases"):
+        clean["bundled_databases"] = True
+    else:
+        clean.pop("bundled_databases", None)
+    if host_ports(recipe, clean) == host_ports(recipe, current) and (
+        clean.get("env") or {}
+    ) == (current.get("env") or {}):
+        raise DeploymentError(
+            "config: these are the settings the app has already; change a value first.",
+            field="config",
+        )
+    planned = Deployment(
+        pk=deployment.pk,
+        device=deployment.device,
+        project=deployment.project,
+        app_name=deployment.app_name,
+        config=clean,
+    )
+    new_ports = set(host_ports(recipe, clean)) - set(host_ports(recipe, current))
+    if new_ports:
+        try:
+            problems = port_problems(
+                planned,
+                recipe,
+                deployment.device,
+                shell=DeploymentShell(deployment, record=False),
+            )
+        except (ssh.SSHError, StepFailed) as exc:
+            raise DeploymentError(
+                f"status: {deployment.device.name} did not answer ({exc}); check it and try "
+                "again.",
+                field="status",
+                code=409,
+            ) from None
+        if problems:
+            raise DeploymentError("; ".join(problems), field="config.ports", code=409)
+    return _start_job(
+        deployment, "app.reconfigure", params={"config": clean}, user=user, sync=sync
+    )
 
 
 def deployment_operate(*, job: JobRunner, deployment: Deployment, action: str) -> str:
