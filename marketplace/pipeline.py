@@ -250,6 +250,7 @@ class DeploymentPipeline:
                     ports=config.get("ports") or {},
                     env=config.get("env") or {},
                     secrets=self.secrets,
+                    memory_limit_mb=config.get("memory_limit_mb"),
                 ),
             )
         except RenderError as exc:

@@ -105,12 +105,14 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
         config = {}
     if not isinstance(config, dict):
         raise DeploymentError("config: must be an object with ports and env.", field="config")
-    unknown = sorted(set(config) - {"ports", "env", "bundled_databases"})
+    unknown = sorted(set(config) - {"ports", "env", "bundled_databases", "memory_limit_mb"})
     if unknown:
         raise DeploymentError(
-            f"config.{unknown[0]}: not a known setting (use ports, env and bundled_databases).",
+            f"config.{unknown[0]}: not a known setting (use ports, env, memory_limit_mb and "
+            "bundled_databases).",
             field=f"config.{unknown[0]}",
         )
+    memory_limit_mb = config.get("memory_limit_mb")
     bundled = config.get("bundled_databases", False)
     if not isinstance(bundled, bool):
         raise DeploymentError(
@@ -128,7 +130,11 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
             recipe,
             project=project_name(recipe.slug, instance),
             config=RenderConfig(
-                instance=instance, ports=ports, env=env, secrets=generate_secrets(recipe)
+                instance=instance,
+                ports=ports,
+                env=env,
+                secrets=generate_secrets(recipe),
+                memory_limit_mb=memory_limit_mb,
             ),
         )
     except RenderError as exc:
@@ -140,6 +146,8 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
         clean["ports"] = {str(k): int(v) for k, v in ports.items()}
     if env:
         clean["env"] = {str(k): str(v) for k, v in env.items()}
+    if memory_limit_mb is not None:
+        clean["memory_limit_mb"] = memory_limit_mb
     if bundled:
         clean["bundled_databases"] = True
     return clean
@@ -494,7 +502,7 @@ def deployment_reconfigure(
 
     1. The app is installed (running, stopped or in trouble) and no other job works on it
        (409 otherwise).
-    2. `config` has the deploy call's shape (ports, env) and replaces the settings as a
+    2. `config` has the deploy call's shape (ports, env, memory_limit_mb) and replaces the settings as a
        whole; it is checked exactly as deploying checks it (422 naming the field). Whether
        the app has its own database server cannot change after deploying:
        `bundled_databases` keeps its value.
@@ -523,9 +531,11 @@ def deployment_reconfigure(
         clean["bundled_databases"] = True
     else:
         clean.pop("bundled_databases", None)
-    if host_ports(recipe, clean) == host_ports(recipe, current) and (
-        clean.get("env") or {}
-    ) == (current.get("env") or {}):
+    if (
+        host_ports(recipe, clean) == host_ports(recipe, current)
+        and (clean.get("env") or {}) == (current.get("env") or {})
+        and clean.get("memory_limit_mb") == current.get("memory_limit_mb")
+    ):
         raise DeploymentError(
             "config: these are the settings the app has already; change a value first.",
             field="config",

@@ -200,6 +200,7 @@ def _compose_preview(recipe: Recipe, form: DeployForm | None) -> str:
                 ports=config.get("ports") or {},
                 env=config.get("env") or {},
                 secrets={s.name: MASK for s in recipe.manifest.secrets},
+                memory_limit_mb=config.get("memory_limit_mb"),
             ),
         )
     except RenderError as exc:

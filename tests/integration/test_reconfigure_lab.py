@@ -3,9 +3,10 @@
 1. `manage.py serve` on 127.0.0.1 with a fresh data directory (web and a real worker);
    an admin and an API token; the lab device added through the API.
 2. Deploy Vaultwarden on a random host port through the API; it answers there.
-3. PATCH /api/v1/deployments/{id} with a new host port: 202 with an `app.reconfigure`
-   job, which the worker runs: the app answers on the new port and no longer on the old
-   one; the deployment's settings and URL say the new port.
+3. PATCH /api/v1/deployments/{id} with a new host port and a memory limit: 202 with an
+   `app.reconfigure` job, which the worker runs: the app answers on the new port and no
+   longer on the old one, its container has the limit; the deployment's settings and URL
+   say so.
 4. A bad change (another port, and an extra setting that moves the stand-in app's health
    page away, so the health check on the new port fails): the job fails, puts the
    previous settings back, and the app answers on the previous port again.
@@ -124,7 +125,7 @@ def test_new_settings_take_effect_and_a_bad_change_rolls_back(served, tmp_path, 
         status, body = api.request(
             "PATCH",
             f"/api/v1/deployments/{deployment_id}",
-            data={"config": {"ports": {"web": second}}},
+            data={"config": {"ports": {"web": second}, "memory_limit_mb": 256}},
         )
         assert status == 202, body
         assert json.loads(body)["job_kind"] == "app.reconfigure"
@@ -135,8 +136,18 @@ def test_new_settings_take_effect_and_a_bad_change_rolls_back(served, tmp_path, 
         assert _answers(device.address, first) is None
         _, detail = api.request("GET", f"/api/v1/deployments/{deployment_id}")
         detail = json.loads(detail)
-        assert detail["config"]["ports"] == {"web": second}, detail
+        assert detail["config"] == {"ports": {"web": second}, "memory_limit_mb": 256}, detail
         assert detail["url"].endswith(f":{second}") and detail["status"] == "running", detail
+        limits = lab.exec(
+            DEVICE,
+            [
+                "sh",
+                "-c",
+                "docker inspect -f '{{.HostConfig.Memory}}' "
+                f"$(docker ps -q --filter label=com.docker.compose.project={project})",
+            ],
+        ).stdout.split()
+        assert limits == [str(256 * 1024 * 1024)], limits
         kept = lab.exec(
             DEVICE, ["sh", "-c", f"ls {ROOT}/{project}/compose.yaml.previous 2>/dev/null || true"]
         ).stdout.strip()
@@ -161,14 +172,14 @@ def test_new_settings_take_effect_and_a_bad_change_rolls_back(served, tmp_path, 
         assert _answers(device.address, third) is None
         _, detail = api.request("GET", f"/api/v1/deployments/{deployment_id}")
         detail = json.loads(detail)
-        assert detail["config"] == {"ports": {"web": second}}, detail
+        assert detail["config"] == {"ports": {"web": second}, "memory_limit_mb": 256}, detail
         assert detail["url"].endswith(f":{second}") and detail["status"] == "running", detail
 
         # while nothing works on it, the same settings again are refused in plain words
         status, body = api.request(
             "PATCH",
             f"/api/v1/deployments/{deployment_id}",
-            data={"config": {"ports": {"web": second}}},
+            data={"config": {"ports": {"web": second}, "memory_limit_mb": 256}},
         )
         assert status == 422 and "settings the app has already" in body, body
 

@@ -325,3 +325,41 @@ def test_a_change_whose_worker_died_is_interrupted_and_frees_the_device():
     assert "lease was freed" in cleanup and "press Apply again" in cleanup
     assert not DeviceLease.objects.exists()
     assert Deployment.objects.get(pk=d.pk).status == "running"
+
+
+# ------------------------------------------------------------------- memory limit
+def test_a_memory_limit_is_a_setting_like_the_others(client, device):
+    d = deployment()
+    job = job_run(job_id=patch(client, d, {"memory_limit_mb": 512}).json()["job_id"])
+    assert job.status == "succeeded", job.error
+    assert "mem_limit: 512m" in device.files[f"{FOLDER}/compose.yaml"]
+    assert Deployment.objects.get(pk=d.pk).config == {"memory_limit_mb": 512}
+    # the settings form shows it; below the app's minimum it is refused beside its box
+    html = client.get(f"/deployments/{d.pk}/").content.decode()
+    assert ">Memory limit (MB)</label>" in html and 'value="512"' in html
+    bad = client.post(
+        f"/deployments/{d.pk}/settings/", {"port_web": "8080", "memory_limit_mb": "8"}
+    )
+    errors = bad.content.decode().split('id="memory_limit_mb-errors">')[1].split("</div>")[0]
+    assert bad.status_code == 422 and "Memory limit (MB): must be at least" in errors
+
+
+def test_a_deploy_takes_a_memory_limit_and_checks_it(client, device):
+    make_device("big", ram_free_gb=8)
+    too_small = client.post(
+        "/api/v1/applications/vaultwarden/deploy",
+        {"config": {"memory_limit_mb": 1}},
+        content_type="application/json",
+    )
+    assert too_small.status_code == 422
+    assert too_small.json()["field"] == "config.memory_limit_mb"
+    assert "must be at least" in too_small.json()["detail"]
+    fine = client.post(
+        "/api/v1/applications/vaultwarden/deploy",
+        {"config": {"memory_limit_mb": 256}},
+        content_type="application/json",
+    )
+    assert fine.status_code == 202, fine.content
+    assert Deployment.objects.get(pk=fine.json()["deployment_id"]).config == {
+        "memory_limit_mb": 256
+    }
