@@ -108,7 +108,9 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
-def _handshake_error(exc: BaseException, transport: paramiko.Transport, target: Target):
+def _handshake_error(
+    exc: BaseException | None, transport: paramiko.Transport, target: Target
+) -> Unreachable:
     """Plain words for a handshake that failed or never finished (open_transport, step 1)."""
     who = target.name or target.address
     where = f"{target.address} port {target.port}"
@@ -126,7 +128,10 @@ def _handshake_error(exc: BaseException, transport: paramiko.Transport, target: 
                 reason="closed",
             )
         return Unreachable(f"{where} answered, but it is not an SSH server.", reason="not_ssh")
-    return Unreachable(f"The SSH handshake with {target.address} failed.", reason="handshake")
+    # e.g. no algorithm both sides accept: paramiko's own words say which
+    return Unreachable(
+        f"The SSH handshake with {target.address} failed ({exc}).", reason="handshake"
+    )
 
 
 def _describe_os_error(exc: BaseException, target: Target) -> Unreachable:
