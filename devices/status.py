@@ -18,6 +18,12 @@ def _login_fixes(*, username: str, credential: str, reason: str) -> list[str]:
     or "" for a saved device whose stored key stopped working (a poll).
     """
     user = f"Check the user name is correct (currently: {username})."
+    if reason == "install_failed":  # the login worked; writing our key did not
+        return [
+            f"Check that {username} owns its home folder and ~/.ssh on the device, and that "
+            "the device's disk is not full.",
+            "Or paste a private key the device already accepts instead of the password.",
+        ]
     if credential == "password":
         if reason == "method_not_allowed":
             return [

@@ -262,3 +262,16 @@ def test_the_confirm_page_of_a_server_in_use_offers_no_removal(signed_in, unused
     ).content.decode()
     assert "1 app still uses this server, so it cannot be removed." in page
     assert "Yes, remove" not in page
+
+
+def test_a_login_that_worked_but_could_not_install_our_key_says_so():
+    words = help_for_status(
+        "auth_failed",
+        address="10.0.0.2",
+        port=22,
+        username="pi",
+        credential="password",
+        reason="install_failed",
+    )
+    text = " ".join(words["fixes"])
+    assert "owns its home folder" in text and "Check the password" not in text
