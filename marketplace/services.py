@@ -502,12 +502,12 @@ def deployment_reconfigure(
 
     1. The app is installed (running, stopped or in trouble) and no other job works on it
        (409 otherwise).
-    2. `config` has the deploy call's shape (ports, env, memory_limit_mb) and replaces the settings as a
-       whole; it is checked exactly as deploying checks it (422 naming the field). Whether
-       the app has its own database server cannot change after deploying:
+    2. `config` has the deploy call's shape (ports, env, memory_limit_mb) and replaces the
+       settings as a whole; it is checked exactly as deploying checks it (422 naming the
+       field). Whether the app has its own database server cannot change after deploying:
        `bundled_databases` keeps its value.
-    3. A host port another app claims, or that something else on the device listens on,
-       is a 409 now, as when deploying.
+    3. The device is online, and a host port another app claims, or that something else
+       on the device listens on, is a 409 now, as when deploying.
     4. The job (marketplace.reconfigure) recreates the app with the new settings through
        the pipeline and, when they do not work, puts the previous ones back.
     """
@@ -539,6 +539,14 @@ def deployment_reconfigure(
         raise DeploymentError(
             "config: these are the settings the app has already; change a value first.",
             field="config",
+        )
+    device = deployment.device
+    if device.status != "online":
+        raise DeploymentError(
+            f"status: {device.name} is {device.get_status_display().lower()}; bring it back "
+            "online, then apply the new settings.",
+            field="status",
+            code=409,
         )
     planned = Deployment(
         pk=deployment.pk,

@@ -249,6 +249,15 @@ def test_new_settings_while_another_job_works_on_the_app_are_409(client, device)
     assert client.post(f"/api/v1/deployments/{d.pk}/stop").status_code == 409
 
 
+def test_new_settings_for_an_app_on_an_offline_device_are_409_at_once(client, device):
+    d = deployment()
+    d.device.status = "offline"
+    d.device.save()
+    response = patch(client, d, {"ports": {"web": 8081}})
+    assert response.status_code == 409 and "pi is offline" in response.json()["detail"]
+    assert device.sent == [] and not Job.objects.exists()
+
+
 def test_an_app_that_is_not_installed_cannot_get_new_settings(client, device):
     d = deployment("removed")
     response = patch(client, d, {"ports": {"web": 8081}})
