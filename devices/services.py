@@ -208,7 +208,9 @@ def _key_pair(private_key: str | None) -> ssh.KeyPair:
     return ssh.generate_key_pair()
 
 
-def _error_from_ssh(exc: ssh.SSHError, *, address: str, port: int, username: str) -> DeviceError:
+def _error_from_ssh(
+    exc: ssh.SSHError, *, address: str, port: int, username: str, credential: str = ""
+) -> DeviceError:
     if isinstance(exc, ssh.HostKeyChanged):
         words = help_for_status(
             DeviceStatus.HOST_KEY_CHANGED,
@@ -221,13 +223,23 @@ def _error_from_ssh(exc: ssh.SSHError, *, address: str, port: int, username: str
         return DeviceError(exc.message, device_status=DeviceStatus.HOST_KEY_CHANGED, fixes=words["fixes"])
     status = exc.status
     words = help_for_status(
-        status, address=address, port=port, username=username, detail=exc.message
+        status,
+        address=address,
+        port=port,
+        username=username,
+        detail=exc.message,
+        credential=credential,
+        reason=exc.reason,
     )
     fix_field = {"offline": "address", "auth_failed": "password"}.get(status)
     if status == "offline" and exc.reason == "refused":
         fix_field = "port"
+    if exc.reason == "unresponsive":
+        fix_field = None  # the address is right: the device itself is stuck
     return DeviceError(
-        f"{words['title']}: {exc.message}" if status == "offline" else exc.message,
+        f"{words['title']}: {exc.message}"
+        if status == "offline" and exc.reason != "unresponsive"
+        else exc.message,
         device_status=status,
         fixes=words["fixes"],
         field=fix_field,
@@ -275,6 +287,8 @@ def device_test_connection(
             port=probe.port,
             username=username,
             detail=exc.message,
+            credential="password" if password else "key",
+            reason=exc.reason,
         )
         steps.append(CheckStep("login", "Login works", False, exc.message, words["fixes"]))
         return ConnectionCheck(ok=False, status=DeviceStatus.AUTH_FAILED, steps=steps)
@@ -405,7 +419,11 @@ def device_add(
             if key_transport is not None:
                 key_transport.close()
             raise _error_from_ssh(
-                exc, address=device.address, port=device.port, username=device.username
+                exc,
+                address=device.address,
+                port=device.port,
+                username=device.username,
+                credential="password" if password else "key",
             ) from None
         if duplicate is not None:
             key_transport.close()
@@ -520,7 +538,11 @@ def device_update(*, device: Device, **changes) -> Device:
             if password_transport is not None:
                 _undo_key_install(password_transport, new_keys.public_key)
             raise _error_from_ssh(
-                exc, address=updated.address, port=updated.port, username=updated.username
+                exc,
+                address=updated.address,
+                port=updated.port,
+                username=updated.username,
+                credential="password" if password else "key",
             ) from None
         finally:
             if password_transport is not None:

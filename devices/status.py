@@ -8,6 +8,55 @@ from __future__ import annotations
 
 from devices.models import DeviceStatus
 from devices.ssh import fingerprint
+from devices.ssh.errors import UNRESPONSIVE_WORDS
+
+
+def _login_fixes(*, username: str, credential: str, reason: str) -> list[str]:
+    """Only the hints that fit how the login failed.
+
+    `credential` is what was just tried: "password" or "key" (wizard, device add or edit),
+    or "" for a saved device whose stored key stopped working (a poll).
+    """
+    user = f"Check the user name is correct (currently: {username})."
+    if reason == "install_failed":  # the login worked; writing our key did not
+        return [
+            f"Check that {username} owns its home folder and ~/.ssh on the device, and that "
+            "the device's disk is not full.",
+            "Or paste a private key the device already accepts instead of the password.",
+        ]
+    if credential == "password":
+        if reason == "method_not_allowed":
+            return [
+                "This device accepts no password logins: paste a private key it accepts instead.",
+                (
+                    "Or allow password logins for a moment: PasswordAuthentication yes in "
+                    "/etc/ssh/sshd_config, then restart SSH on the device."
+                ),
+            ]
+        return [
+            user,
+            (
+                "Check the password: it is the one you type to log in on the device itself, "
+                "and capital letters matter."
+            ),
+        ]
+    if credential == "key":
+        return [
+            user,
+            "Check the private key: paste all of it, including its BEGIN and END lines.",
+            (
+                "Make sure its public key is in ~/.ssh/authorized_keys on the device and the "
+                "device allows SSH logins with a key (PubkeyAuthentication yes)."
+            ),
+        ]
+    return [
+        user,
+        (
+            "If the device was reinstalled or its password changed, edit it here and enter "
+            "its password once: we install our key again and forget the password."
+        ),
+        "Make sure the device allows SSH logins with a key (PubkeyAuthentication yes).",
+    ]
 
 
 def _help_for(
@@ -19,6 +68,8 @@ def _help_for(
     detail: str = "",
     old_fingerprint: str = "",
     new_fingerprint: str = "",
+    credential: str = "",
+    reason: str = "",
 ) -> dict:
     if status == DeviceStatus.ONLINE:
         return {
@@ -31,6 +82,23 @@ def _help_for(
             "title": "Not checked yet",
             "message": "The device has not been checked yet; the first check runs within a minute.",
             "fixes": ['Wait a moment, or press "Check now".'],
+        }
+    if status == DeviceStatus.OFFLINE and UNRESPONSIVE_WORDS in detail:
+        # Reached, but silent: a frozen or overloaded machine, not a wrong address.
+        return {
+            "title": "Not answering: overloaded or frozen",
+            "message": detail,
+            "fixes": [
+                "Wait a minute or two: a device busy with a large job often answers again.",
+                (
+                    "Check the device itself: is it very hot, is its power supply strong "
+                    "enough, is its disk or memory full?"
+                ),
+                (
+                    "If it stays silent, restart it (unplug it for ten seconds, or restart "
+                    'its virtual machine or container), then press "Check now".'
+                ),
+            ],
         }
     if status == DeviceStatus.OFFLINE:
         return {
@@ -47,15 +115,7 @@ def _help_for(
         return {
             "title": "Login refused",
             "message": detail or f"The device refused the login as {username}.",
-            "fixes": [
-                f"Check the user name is correct (currently: {username}).",
-                "Check the password, or paste the private key again.",
-                (
-                    "If the device was reinstalled, edit it here and enter its password once: "
-                    "we install our key again and forget the password."
-                ),
-                "Make sure the device allows SSH logins with a key (PubkeyAuthentication yes).",
-            ],
+            "fixes": _login_fixes(username=username, credential=credential, reason=reason),
         }
     if status == DeviceStatus.HOST_KEY_CHANGED:
         fingerprints = ""
@@ -127,8 +187,14 @@ def help_for_status(
     detail: str = "",
     old_fingerprint: str = "",
     new_fingerprint: str = "",
+    credential: str = "",
+    reason: str = "",
 ) -> dict:
-    """The same words for a status when there is no saved device yet (wizard, device_add)."""
+    """The same words for a status when there is no saved device yet (wizard, device_add).
+
+    `credential` ("password" or "key") and `reason` (the SSHError's) pick the login hints
+    that fit the failure.
+    """
     return _help_for(
         status,
         address=address,
@@ -137,4 +203,6 @@ def help_for_status(
         detail=detail,
         old_fingerprint=old_fingerprint,
         new_fingerprint=new_fingerprint,
+        credential=credential,
+        reason=reason,
     )

@@ -91,6 +91,19 @@ def _suggested_cidr() -> str:
         return ""
 
 
+def _device_found(check, error: DeviceError | None) -> bool:
+    """Whether the device answered at the address given (the wizard's first step done)."""
+    if check is not None:
+        return any(step.key == "connect" and step.ok for step in check.steps)
+    # Only these answers come from the device itself; invalid input, a name in use or a
+    # silent address mean nothing was found yet.
+    return error is not None and error.device_status in (
+        DeviceStatus.AUTH_FAILED,
+        DeviceStatus.HOST_KEY_CHANGED,
+        DeviceStatus.DOCKER_MISSING,
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def device_add(request: HttpRequest) -> HttpResponse:
     """Add a device in steps: find it, test the connection, add it, done.
@@ -147,10 +160,10 @@ def device_add(request: HttpRequest) -> HttpResponse:
     )
     if check is not None and check.ok:
         step = 3
-    elif check is not None or error is not None:
+    elif _device_found(check, error):
         step = 2
     else:
-        step = 1
+        step = 1  # "Find your device" is not done until something answered there
     context = _wizard_context(
         request,
         form=form,

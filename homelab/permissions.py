@@ -80,6 +80,7 @@ PAGES: dict[str, dict[str, Role]] = {
     "deployment_debug": page(LOGS),  # "What I did"
     "deployment_action": page(OPERATOR, OPERATOR),
     "deployment_remove": page(OPERATOR, OPERATOR),
+    "deployment_settings": page(OPERATOR, OPERATOR),
     # an app's generated login: Admins only (the view asks for their password again)
     "deployment_sign_in": page(ADMIN, ADMIN),
     # how the watch treats an app (auto-restart, minutes between checks): Operators
@@ -131,6 +132,7 @@ API: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/deployments"): VIEWER,
     ("GET", "/api/v1/deployments/{deployment_id}"): VIEWER,
     ("DELETE", "/api/v1/deployments/{deployment_id}"): OPERATOR,
+    ("PATCH", "/api/v1/deployments/{deployment_id}"): OPERATOR,  # change its settings
     ("POST", "/api/v1/deployments/{deployment_id}/start"): OPERATOR,
     ("POST", "/api/v1/deployments/{deployment_id}/stop"): OPERATOR,
     ("POST", "/api/v1/deployments/{deployment_id}/restart"): OPERATOR,

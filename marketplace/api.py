@@ -7,6 +7,8 @@ GET    /deployments                     filter by device, status, category
 GET    /deployments/{id}                status, steps, url, error
 POST   /deployments/{id}/start|stop|restart    start a job -> 202 {"job_id", "deployment_id", ...}
 DELETE /deployments/{id}?delete_data=true   start an `app.remove` job -> 202 (removed: 200)
+PATCH  /deployments/{id}                {"config": {...}} new settings: an `app.reconfigure`
+                                        job -> 202 (422 bad value, 409 busy)
 GET    /deployments/{id}/logs
 GET    /deployments/{id}/debug          "What I did": compose (masked), commands, rollback log
 GET    /deployments/{id}/events         its changes of state (issue 20's watch)
@@ -86,6 +88,13 @@ class DeployIn(Schema):
     device_id: int | None = Field(None, ge=1, le=2**63 - 1)
     instance: str = "default"
     config: dict[str, Any] | None = None
+
+
+class ReconfigureIn(Schema):
+    config: dict[str, Any] = Field(
+        description="The app's settings, in the deploy call's shape (ports, env); they "
+        "replace the present ones as a whole."
+    )
 
 
 class DeployOut(Schema):
@@ -361,6 +370,19 @@ def remove(
             delete_data=delete_data,
             keep_shared_servers=keep_shared_servers,
             user=user,
+        ),
+    )
+
+
+@router.patch("/deployments/{deployment_id}", response={202: Day2Out})
+def reconfigure(request: HttpRequest, deployment_id: int, payload: ReconfigureIn):
+    """Change an app's settings: 202 with the `app.reconfigure` job, which recreates the app
+    with them and puts the previous ones back when they do not work."""
+    return _day2(
+        request,
+        deployment_id,
+        lambda deployment, user: services.deployment_reconfigure(
+            deployment=deployment, config=payload.config, user=user
         ),
     )
 

@@ -65,12 +65,19 @@ class RenderConfig:
     * env: extra or changed environment variables of the main service, written literally.
     * secrets: {secret name: value} for every secret the manifest declares
       (see `generate_secrets`).
+    * memory_limit_mb: the most memory the main service may use (compose `mem_limit`);
+      None: no limit. At least the app's minimum RAM.
     """
 
     instance: str = "default"
     ports: Mapping[str, int] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
+    memory_limit_mb: int | None = None
+
+
+# A memory limit above this is a typing mistake (1 TiB).
+MEMORY_LIMIT_MAX_MB = 1024 * 1024
 
 
 # ------------------------------------------------------------------------------- secrets
@@ -241,6 +248,17 @@ def _check_config(recipe: Recipe, project: str, config: RenderConfig) -> None:
             raise RenderError(f"env.{name}", "must be text or a whole number")
         if _FORBIDDEN_CHARS_RE.search(str(value)):
             raise RenderError(f"env.{name}", "must not contain control characters")
+    limit = config.memory_limit_mb
+    if limit is not None:
+        minimum = manifest.requirements.ram_min_mb
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise RenderError("memory_limit_mb", "must be a whole number of megabytes")
+        if not minimum <= limit <= MEMORY_LIMIT_MAX_MB:
+            raise RenderError(
+                "memory_limit_mb",
+                f"must be at least {minimum} MB (what {manifest.name} needs to run) and at "
+                f"most {MEMORY_LIMIT_MAX_MB} MB",
+            )
     declared = {s.name: s for s in manifest.secrets}
     for name in config.secrets:
         if name not in declared:
@@ -265,7 +283,7 @@ def render_compose(recipe: Recipe, *, project: str, config: RenderConfig) -> dic
     2. Deep-copy the recipe's compose data; set `name: <project>`.
     3. Replace the declared secrets' `${VAR...}` placeholders by their values, escaped.
     4. Publish each manifest port on its chosen (or default) host port.
-    5. Add the env overrides to the main service, escaped.
+    5. Add the env overrides to the main service, escaped, and its memory limit.
     6. Label every service with project, app, instance and service.
     7. Check that no unescaped `$` is left for compose to interpolate.
     """
@@ -328,6 +346,8 @@ def render_compose(recipe: Recipe, *, project: str, config: RenderConfig) -> dic
         for name in sorted(config.env):
             environment[name] = escape_dollars(_scalar_text(config.env[name]))
         main["environment"] = environment
+    if config.memory_limit_mb is not None:
+        services[manifest.main_service]["mem_limit"] = f"{config.memory_limit_mb}m"
 
     for path, value in walk_strings(data):
         for use in dollar_uses(value):

@@ -35,6 +35,7 @@ def shared_database_labels(recipe: Recipe) -> list[str]:
 DEVICE_LABEL = "Device"
 INSTANCE_LABEL = "Name of this copy"
 ENV_LABEL = "Extra settings (environment variables)"
+MEMORY_LABEL = "Memory limit (MB)"
 
 
 class DeployForm(forms.Form):
@@ -59,9 +60,20 @@ class DeployForm(forms.Form):
         help_text="One NAME=value a line. Leave empty unless the app's documentation asks for one.",
     )
 
+    memory_limit_mb = forms.IntegerField(
+        required=False,
+        label=MEMORY_LABEL,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "no limit"}),
+    )
+
     def __init__(self, *args, recipe: Recipe, device_choices: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
         self.recipe = recipe
+        self.fields["memory_limit_mb"].help_text = (
+            "The most memory this copy of the app may use, so it cannot crowd out the other "
+            f"apps on its device. Leave empty for no limit; at least "
+            f"{recipe.manifest.requirements.ram_min_mb} MB."
+        )
         self.fields["device_id"].choices = [("", "Recommended"), *device_choices]
         shared = shared_database_labels(recipe)
         if shared:
@@ -128,6 +140,8 @@ class DeployForm(forms.Form):
             config["ports"] = ports
         if self.cleaned_data.get("env"):
             config["env"] = self.cleaned_data["env"]
+        if self.cleaned_data.get("memory_limit_mb") is not None:
+            config["memory_limit_mb"] = self.cleaned_data["memory_limit_mb"]
         if self.cleaned_data.get("bundled_databases"):
             config["bundled_databases"] = True
         return config
@@ -142,6 +156,31 @@ class DeployForm(forms.Form):
             return
         name, label = target
         self.add_error(name, f"{label}: {person_words(self, message)}")
+
+
+class SettingsForm(DeployForm):
+    """A deployed app's settings: the deploy wizard's boxes for host ports and extra
+    settings, filled in with what the app has now ("Apply": deployment_reconfigure)."""
+
+    def __init__(self, *args, recipe: Recipe, config: dict, **kwargs):
+        ports = (config or {}).get("ports") or {}
+        env = (config or {}).get("env") or {}
+        initial = {
+            self.port_field(p.name): ports.get(p.name, p.default_host_port)
+            for p in recipe.manifest.ports
+        }
+        initial["env"] = "\n".join(f"{name}={value}" for name, value in env.items())
+        initial["memory_limit_mb"] = (config or {}).get("memory_limit_mb")
+        super().__init__(*args, recipe=recipe, device_choices=[], initial=initial, **kwargs)
+        # where the app runs, its name and its database server stay as deployed
+        for name in ("device_id", "instance", "bundled_databases"):
+            self.fields.pop(name, None)
+
+    def add_service_error(self, field: str, message: str) -> None:
+        target = wizard_field(self, field, message)
+        if target is not None and target[0] not in self.fields:
+            field = ""  # not a box of this form: shown above it
+        super().add_service_error(field, message)
 
 
 # The one place that knows which box of the wizard a service error's `field` means.
@@ -160,6 +199,8 @@ def wizard_field(form: DeployForm, field: str, message: str = "") -> tuple[str, 
         return None
     if field.startswith("config.env"):
         return "env", ENV_LABEL
+    if field == "config.memory_limit_mb" and "memory_limit_mb" in form.fields:
+        return "memory_limit_mb", MEMORY_LABEL
     if field == "config.bundled_databases" and "bundled_databases" in form.fields:
         return "bundled_databases", str(form.fields["bundled_databases"].label)
     if field == "instance":

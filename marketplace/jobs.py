@@ -5,6 +5,8 @@ app.start     StartJob     `docker compose start`, then running
 app.stop      StopJob      `docker compose stop`, then stopped
 app.restart   RestartJob   `docker compose restart`, then running
 app.remove    RemoveJob    containers, app folder, shared databases (dumped when kept)
+app.reconfigure  ReconfigureJob  new settings through the pipeline, the previous ones back
+                 on failure (marketplace.reconfigure)
 
 Every kind targets ("deployment", pk) and has `deployment_id` in its params; the services
 in marketplace.services start them and do their device work. Each job's steps are also
@@ -23,7 +25,7 @@ from devices.models import DeviceLease
 from homelab.core.jobs import JobCancelled, JobFailed, JobRunner
 from homelab.core.masking import mask
 from homelab.core.models import Job, JobStatus, JobStep
-from marketplace import pipeline, services
+from marketplace import pipeline, reconfigure, services
 from marketplace.models import (
     TRANSIENT_STATUSES,
     Deployment,
@@ -225,12 +227,33 @@ class RemoveJob(DeploymentJob):
         return " ".join(said)
 
 
+# ---------------------------------------------------------------------- reconfigure
+class ReconfigureJob(DeploymentJob):
+    label = "Change an app's settings"
+    timeout_seconds = 3600  # recreating may pull images
+
+    def run(self) -> dict:
+        return reconfigure.reconfigure_run(
+            job=self, deployment=self.the_deployment(), config=dict(self.params.get("config") or {})
+        )
+
+    @classmethod
+    def interrupted(cls, job: Job) -> str:
+        said = super().interrupted(job)
+        return (
+            said + " The settings may be half changed on the device (the previous compose "
+            "file is kept beside it as compose.yaml.previous): open the app's page, check "
+            "its settings and press Apply again."
+        )
+
+
 KINDS: dict[str, type[DeploymentJob]] = {
     "app.deploy": DeployJob,
     "app.start": StartJob,
     "app.stop": StopJob,
     "app.restart": RestartJob,
     "app.remove": RemoveJob,
+    "app.reconfigure": ReconfigureJob,
 }
 
 from marketplace import recovery  # noqa: E402  (recovery uses services, which are loaded)

@@ -250,6 +250,7 @@ class DeploymentPipeline:
                     ports=config.get("ports") or {},
                     env={**(config.get("env") or {}), **self.deployment.env_secret_values()},
                     secrets=self.secrets,
+                    memory_limit_mb=config.get("memory_limit_mb"),
                 ),
             )
         except RenderError as exc:
@@ -301,6 +302,11 @@ class DeploymentPipeline:
     # -- 4. compose up
     def compose_up(self, ctx: Context) -> str:
         ctx.on_undo("remove containers, networks and volumes", self.compose_down)
+        return self.up()
+
+    def up(self) -> str:
+        """`up -d`: creates the app's containers, or recreates those whose settings changed
+        (a change of settings, marketplace.reconfigure, which registers its own undo)."""
         timeout = self.recipe.manifest.health_check.timeout_seconds + 60
         # `--wait` only where a service has its own health check (a bundled database the
         # app needs healthy): otherwise it adds compose's polling and our health check

@@ -6,6 +6,9 @@ deployment_run      (in the job) claim the deployment, run the pipeline under th
 deployment_start / deployment_stop / deployment_restart / deployment_remove
                     check at once, then start an `app.<action>` job (marketplace.jobs);
                     deployment_operate and removal_run are the jobs' device work
+deployment_reconfigure
+                    check the new settings like a deploy does, then an `app.reconfigure`
+                    job (its device work, with the rollback: marketplace/reconfigure.py)
 deployment_logs     the last lines of the app's logs (secrets masked)
 After a restart or a device that went away: marketplace/recovery.py
 (deployments_recover_interrupted, deployments_cleanup_pending, deployments_after_poll).
@@ -103,11 +106,13 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
         config = {}
     if not isinstance(config, dict):
         raise DeploymentError("config: must be an object with ports and env.", field="config")
-    unknown = sorted(set(config) - {"ports", "env", "bundled_databases", "secret_env"})
+    unknown = sorted(
+        set(config) - {"ports", "env", "bundled_databases", "secret_env", "memory_limit_mb"}
+    )
     if unknown:
         raise DeploymentError(
-            f"config.{unknown[0]}: not a known setting (use ports, env, secret_env and "
-            "bundled_databases).",
+            f"config.{unknown[0]}: not a known setting (use ports, env, secret_env, "
+            "memory_limit_mb and bundled_databases).",
             field=f"config.{unknown[0]}",
         )
     marked = config.get("secret_env") or []
@@ -116,6 +121,7 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
             "config.secret_env: must be a list of setting names to keep secret.",
             field="config.secret_env",
         )
+    memory_limit_mb = config.get("memory_limit_mb")
     bundled = config.get("bundled_databases", False)
     if not isinstance(bundled, bool):
         raise DeploymentError(
@@ -133,7 +139,11 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
             recipe,
             project=project_name(recipe.slug, instance),
             config=RenderConfig(
-                instance=instance, ports=ports, env=env, secrets=generate_secrets(recipe)
+                instance=instance,
+                ports=ports,
+                env=env,
+                secrets=generate_secrets(recipe),
+                memory_limit_mb=memory_limit_mb,
             ),
         )
     except RenderError as exc:
@@ -145,6 +155,8 @@ def _clean_config(recipe: Recipe, config, instance: str) -> dict:
         clean["ports"] = {str(k): int(v) for k, v in ports.items()}
     if env:
         clean["env"] = {str(k): str(v) for k, v in env.items()}
+    if memory_limit_mb is not None:
+        clean["memory_limit_mb"] = memory_limit_mb
     if bundled:
         clean["bundled_databases"] = True
     missing = sorted(set(marked) - set(clean.get("env", {})))
@@ -518,6 +530,101 @@ def deployment_stop(*, deployment: Deployment, user=None, sync: bool = False) ->
 def deployment_restart(*, deployment: Deployment, user=None, sync: bool = False) -> Job:
     """Restart an app: an `app.restart` job (202); it ends running."""
     return _day2(deployment, "restart", user=user, sync=sync)
+
+
+def deployment_reconfigure(
+    *, deployment: Deployment, config, user=None, sync: bool = False
+) -> Job:
+    """Change an installed app's settings: an `app.reconfigure` job (202).
+
+    1. The app is installed (running, stopped or in trouble) and no other job works on it
+       (409 otherwise).
+    2. `config` has the deploy call's shape (ports, env, memory_limit_mb) and replaces the
+       settings as a whole; it is checked exactly as deploying checks it (422 naming the
+       field). Whether the app has its own database server cannot change after deploying:
+       `bundled_databases` keeps its value.
+    3. The device is online, and a host port another app claims, or that something else
+       on the device listens on, is a 409 now, as when deploying.
+    4. The job (marketplace.reconfigure) recreates the app with the new settings through
+       the pipeline and, when they do not work, puts the previous ones back.
+    """
+    _require(deployment, INSTALLED_STATUSES, "change the settings of")
+    _refuse_while_working(deployment)
+    recipe = recipe_for(deployment.slug)
+    current = dict(deployment.config or {})
+    if (
+        isinstance(config, dict)
+        and "bundled_databases" in config
+        and bool(config["bundled_databases"]) != bool(current.get("bundled_databases"))
+    ):
+        raise DeploymentError(
+            "config.bundled_databases: whether the app has its own database server "
+            "cannot change after it is deployed; deploy a second copy with the other "
+            "choice instead.",
+            field="config.bundled_databases",
+        )
+    clean = _clean_config(recipe, config, deployment.instance)
+    # a secret setting sent back as it is shown (masked) keeps its stored value
+    held = deployment.env_secret_values()
+    if clean.get("env"):
+        clean["env"] = {
+            k: (held[k] if v == MASK and k in held else v) for k, v in clean["env"].items()
+        }
+    if current.get("bundled_databases"):
+        clean["bundled_databases"] = True
+    else:
+        clean.pop("bundled_databases", None)
+    if (
+        host_ports(recipe, clean) == host_ports(recipe, current)
+        and (split_secret_env(clean)[0].get("env") or {}) == (current.get("env") or {})
+        and split_secret_env(clean)[1] == held
+        and clean.get("memory_limit_mb") == current.get("memory_limit_mb")
+    ):
+        raise DeploymentError(
+            "config: these are the settings the app has already; change a value first.",
+            field="config",
+        )
+    device = deployment.device
+    if device.status != "online":
+        raise DeploymentError(
+            f"status: {device.name} is {device.get_status_display().lower()}; bring it back "
+            "online, then apply the new settings.",
+            field="status",
+            code=409,
+        )
+    planned = Deployment(
+        pk=deployment.pk,
+        device=deployment.device,
+        project=deployment.project,
+        app_name=deployment.app_name,
+        config=clean,
+    )
+    new_ports = set(host_ports(recipe, clean)) - set(host_ports(recipe, current))
+    if new_ports:
+        try:
+            problems = port_problems(
+                planned,
+                recipe,
+                deployment.device,
+                shell=DeploymentShell(deployment, record=False),
+            )
+        except (ssh.SSHError, StepFailed) as exc:
+            raise DeploymentError(
+                f"status: {deployment.device.name} did not answer ({exc}); check it and try "
+                "again.",
+                field="status",
+                code=409,
+            ) from None
+        if problems:
+            raise DeploymentError("; ".join(problems), field="config.ports", code=409)
+    # the job's parameters never hold a secret value: the typed secret settings are
+    # stored encrypted now (the previous compose file, put back on failure, has its own)
+    shown, env_secrets = split_secret_env(clean)
+    Deployment.objects.filter(pk=deployment.pk).update(env_secrets=json.dumps(env_secrets))
+    deployment.env_secrets = json.dumps(env_secrets)
+    return _start_job(
+        deployment, "app.reconfigure", params={"config": shown}, user=user, sync=sync
+    )
 
 
 def deployment_operate(*, job: JobRunner, deployment: Deployment, action: str) -> str:

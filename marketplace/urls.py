@@ -12,6 +12,11 @@ urlpatterns = [
     path(
         "deployments/<int:deployment_id>/remove/", views.deployment_remove, name="deployment_remove"
     ),
+    path(
+        "deployments/<int:deployment_id>/settings/",
+        views.deployment_settings,
+        name="deployment_settings",
+    ),
     path("deployments/<int:deployment_id>/logs/", views.deployment_logs, name="deployment_logs"),
     path("deployments/<int:deployment_id>/usage/", views.deployment_usage, name="deployment_usage"),
     path(

@@ -25,8 +25,14 @@ from homelab.core.models import LIVE_JOB_STATUSES
 from homelab.core.web import show_error
 from marketplace import selectors, services, sign_in
 from marketplace.compose import RenderConfig, RenderError, render_compose
-from marketplace.forms import CatalogFilterForm, DeployForm, DeploymentFilterForm, RemoveForm
-from marketplace.models import Deployment, DeploymentStatus
+from marketplace.forms import (
+    CatalogFilterForm,
+    DeployForm,
+    DeploymentFilterForm,
+    RemoveForm,
+    SettingsForm,
+)
+from marketplace.models import INSTALLED_STATUSES, Deployment, DeploymentStatus
 from marketplace.preflight import requirements_of
 from marketplace.recipes import Recipe, RecipeNotFound, load_catalog
 from marketplace.selectors import deployment_usage as read_usage
@@ -194,6 +200,7 @@ def _compose_preview(recipe: Recipe, form: DeployForm | None) -> str:
                 ports=config.get("ports") or {},
                 env=config.get("env") or {},
                 secrets={s.name: MASK for s in recipe.manifest.secrets},
+                memory_limit_mb=config.get("memory_limit_mb"),
             ),
         )
     except RenderError as exc:
@@ -329,8 +336,60 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         # the progress section, and the page's buttons out of band (Remove appears at the end)
         return render(request, "marketplace/_progress_polled.html", context)
     context["pooled_databases"] = pooled_databases_for_deployment(deployment)
+    context["settings_form"] = _settings_form(deployment)
     context.update(_sign_in_context(request, deployment))
     return render(request, "marketplace/deployment_detail.html", context)
+
+
+def _settings_form(deployment: Deployment, data=None) -> SettingsForm | None:
+    """The "Settings" form of an installed app whose recipe is in the catalog."""
+    if deployment.status not in INSTALLED_STATUSES:
+        return None
+    try:
+        recipe = load_catalog().get(deployment.slug)
+    except RecipeNotFound:
+        return None
+    return SettingsForm(data, recipe=recipe, config=deployment.config)
+
+
+@require_http_methods(["GET", "POST"])
+def deployment_settings(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    """Change an app's settings: the deploy wizard's boxes with what the app has now;
+    "Apply" starts an `app.reconfigure` job and the job's page follows it. A bad value
+    comes back beside its box, in the box's own words."""
+    deployment = _deployment_or_404(deployment_id)
+    form = _settings_form(deployment, request.POST if request.method == "POST" else None)
+    if form is None:
+        messages.error(
+            request,
+            f"The settings of {deployment.app_name} cannot be changed while it is "
+            f"{deployment.get_status_display().lower()}.",
+        )
+        return redirect("deployment_detail", deployment_id=deployment.pk)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                job = services.deployment_reconfigure(
+                    deployment=deployment, config=form.config(), user=request.user
+                )
+            except HomelabError as exc:
+                form.add_service_error(getattr(exc, "field", "") or "", exc.message)
+                status = exc.code if exc.code == 409 else 422
+            else:
+                messages.info(
+                    request,
+                    f"Changing the settings of {deployment.app_name}… Its steps follow here; "
+                    "if the new settings do not work, the previous ones are put back.",
+                )
+                return redirect("job_detail", job_id=job.pk)
+    return render(
+        request,
+        "marketplace/deployment_settings.html",
+        {"deployment": deployment, "settings_form": form},
+        status=status,
+    )
 
 
 def _working_job(deployment: Deployment):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from homelab.core.errors import HomelabError
 from homelab.core.web import show_error
@@ -29,11 +29,19 @@ def pooling_index(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def shared_instance_remove(request: HttpRequest, instance_id: int) -> HttpResponse:
-    """Remove a shared server no app uses (the page offers it only for those): a
+    """Remove a shared server no app uses (the page offers it only for those).
+
+    GET asks first: what will be removed, and that no app uses it. POST starts the
     `pool.remove` job; the job's page follows it."""
     instance = get_object_or_404(selectors.shared_instances_live(), pk=instance_id)
+    if request.method != "POST":
+        return render(
+            request,
+            "pooling/remove.html",
+            {"instance": instance, "app_count": instance.databases.count()},
+        )
     try:
         job = shared_instance_remove_start(instance=instance, user=request.user)
     except HomelabError as exc:

@@ -118,7 +118,7 @@ class Served:
     def children(self) -> list[tuple[int, str]]:
         """(pid, command line) of serve's direct children."""
         out = subprocess.run(
-            ["ps", "-o", "pid=,args=", "--ppid", str(self.process.pid)],
+            ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(self.process.pid)],
             capture_output=True,
             text=True,
             check=False,

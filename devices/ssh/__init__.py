@@ -14,7 +14,8 @@ What this module promises:
    an exception message.
 
 Errors are `SSHError` subclasses carrying the device status they imply: `Unreachable`
-(offline), `AuthFailed` (auth_failed), `HostKeyChanged` (host_key_changed).
+(offline; its `Unresponsive` when the port accepts but no SSH greeting comes), `AuthFailed`
+(auth_failed), `HostKeyChanged` (host_key_changed).
 """
 
 from devices.keys import (
@@ -28,7 +29,14 @@ from devices.keys import (
     normalize_private_key,
 )
 from devices.ssh.device import docker_client, docker_summary, run, shell_call
-from devices.ssh.errors import AuthFailed, CommandTimeout, HostKeyChanged, SSHError, Unreachable
+from devices.ssh.errors import (
+    AuthFailed,
+    CommandTimeout,
+    HostKeyChanged,
+    SSHError,
+    Unreachable,
+    Unresponsive,
+)
 from devices.ssh.manager import MAX_CONNECTION_AGE_SECONDS, ConnectionManager, connections
 from devices.ssh.transport import (
     Target,
@@ -52,6 +60,7 @@ __all__ = [
     "SSHError",
     "Target",
     "Unreachable",
+    "Unresponsive",
     "connections",
     "docker_client",
     "docker_summary",

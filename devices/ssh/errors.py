@@ -20,6 +20,22 @@ class Unreachable(SSHError):
     status = "offline"
 
 
+# The words of an Unresponsive error; devices.status finds them in a device's saved detail
+# to give the frozen device its own title and fixes (the status itself stays offline).
+UNRESPONSIVE_WORDS = "accepted the connection but did not answer"
+
+
+class Unresponsive(Unreachable):
+    """The device's TCP port accepted us, but no SSH greeting came within the timeout: the
+    machine is alive enough for its kernel to answer, too busy or frozen to do more."""
+
+    def __init__(self, who: str):
+        super().__init__(
+            f"{who} {UNRESPONSIVE_WORDS}: it may be overloaded or frozen.",
+            reason="unresponsive",
+        )
+
+
 class AuthFailed(SSHError):
     status = "auth_failed"
 

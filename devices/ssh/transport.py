@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import select
 import shlex
 import socket
@@ -17,7 +18,7 @@ import paramiko
 from django.conf import settings
 
 from devices.keys import HostKey, load_private_key
-from devices.ssh.errors import AuthFailed, CommandTimeout, HostKeyChanged, Unreachable
+from devices.ssh.errors import AuthFailed, CommandTimeout, HostKeyChanged, Unreachable, Unresponsive
 
 # authorized_keys maintenance, run as `sh -c SCRIPT sh KEYLINE` so the key is an argument
 # ($1), never part of the script text.
@@ -48,6 +49,7 @@ class Target:
     host_key_type: str = ""
     host_key: str = ""
     device_id: int | None = None
+    name: str = ""  # the device's name, for messages; not part of the cache key
 
     @classmethod
     def from_device(cls, device) -> Target:
@@ -59,6 +61,7 @@ class Target:
             host_key_type=device.host_key_type,
             host_key=device.host_key,
             device_id=device.pk,
+            name=device.name,
         )
 
     @property
@@ -75,6 +78,60 @@ def _host_key_algorithms(key_type: str) -> list[str]:
     if key_type == "ssh-rsa":
         return ["rsa-sha2-512", "rsa-sha2-256"]
     return [key_type]
+
+
+class _HandshakeFailuresToDebug(logging.Filter):
+    """paramiko's transport thread logs a failed handshake at ERROR with its traceback, line
+    by line. open_transport explains every such failure in plain words, so during the
+    handshake those lines go down to DEBUG: kept for whoever asks, out of everyone's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+# The logger paramiko writes to until the handshake is done (see open_transport).
+_HANDSHAKE_LOG_CHANNEL = "devices.ssh.handshake"
+logging.getLogger(_HANDSHAKE_LOG_CHANNEL).addFilter(_HandshakeFailuresToDebug())
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """True when the exception, or one it was raised from, is a timeout."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, (socket.timeout, TimeoutError)) or "timed out" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _handshake_error(
+    exc: BaseException | None, transport: paramiko.Transport, target: Target
+) -> Unreachable:
+    """Plain words for a handshake that failed or never finished (open_transport, step 1)."""
+    who = target.name or target.address
+    where = f"{target.address} port {target.port}"
+    if exc is None or _timed_out(exc):
+        # The port accepted the connection (a frozen or overloaded machine's kernel still
+        # does), but no SSH greeting, or no end to the handshake, came in time.
+        return Unresponsive(who)
+    if isinstance(exc, (OSError, EOFError)):
+        return _describe_os_error(exc, target)
+    if not transport.remote_version:
+        if isinstance(exc.__context__, EOFError):
+            return Unreachable(
+                f"{where} closed the connection before greeting us: if this is the SSH port, "
+                "the device's SSH server may be refusing new connections (too many at once).",
+                reason="closed",
+            )
+        return Unreachable(f"{where} answered, but it is not an SSH server.", reason="not_ssh")
+    # e.g. no algorithm both sides accept: paramiko's own words say which
+    return Unreachable(
+        f"The SSH handshake with {target.address} failed ({exc}).", reason="handshake"
+    )
 
 
 def _describe_os_error(exc: BaseException, target: Target) -> Unreachable:
@@ -131,20 +188,21 @@ def open_transport(
         if pinned is not None:
             preferred = _host_key_algorithms(pinned.key_type)
             options.key_types = preferred + [k for k in options.key_types if k not in preferred]
+        # paramiko logs to the quiet channel until the handshake is done; a failure is
+        # raised below in plain words instead of its traceback in the log.
+        transport.set_log_channel(_HANDSHAKE_LOG_CHANNEL)
         try:
-            transport.start_client(timeout=timeout)
+            # A little longer than the banner timeout, so that a silent port ends as the
+            # transport thread's own banner timeout rather than a half-finished handshake.
+            transport.start_client(timeout=timeout + 1)
         except paramiko.SSHException as exc:
-            text = str(exc).lower()
-            if "banner" in text:
-                raise Unreachable(
-                    f"{target.address} port {target.port} answered, but it is not an SSH server.",
-                    reason="not_ssh",
-                ) from None
-            raise Unreachable(
-                f"The SSH handshake with {target.address} failed.", reason="handshake"
-            ) from None
+            raise _handshake_error(exc, transport, target) from None
         except (OSError, EOFError) as exc:
             raise _describe_os_error(exc, target) from None
+        if not transport.is_active() or not transport.initial_kex_done:
+            # start_client returns quietly when its own timeout passes mid-handshake.
+            raise _handshake_error(transport.get_exception(), transport, target)
+        transport.set_log_channel("paramiko.transport")
         seen = HostKey.from_pkey(transport.get_remote_server_key())
         if pinned is not None and seen != pinned:
             raise HostKeyChanged(old=pinned, new=seen)

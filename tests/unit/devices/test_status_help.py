@@ -59,3 +59,13 @@ def test_docker_missing_tells_a_non_root_user_how_to_get_docker_access():
     text = " ".join(words["fixes"])
     assert "apt-get install docker.io" in text
     assert "usermod -aG docker pi" in text
+
+
+def test_a_device_that_accepts_but_does_not_answer_is_called_frozen_with_what_to_do():
+    detail = "pi-4 accepted the connection but did not answer: it may be overloaded or frozen."
+    words = status_help(_device(DeviceStatus.OFFLINE, status_detail=detail))
+    assert words["title"] == "Not answering: overloaded or frozen"
+    assert words["message"] == detail
+    text = " ".join(words["fixes"])
+    assert "Wait" in text and "hot" in text and "power" in text and "restart it" in text
+    assert "Check the address" not in text

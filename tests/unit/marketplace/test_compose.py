@@ -253,3 +253,22 @@ def test_any_secret_or_env_value_reads_back_exactly_or_is_refused(value):
     env = yaml.safe_load(dump_compose(data))["services"]["vaultwarden"]["environment"]
     assert _unescape(env["ADMIN_TOKEN"]) == value
     assert _unescape(env["FREE_TEXT"]) == value
+
+
+def test_a_memory_limit_goes_on_the_main_service_only_and_is_checked(catalog):
+    recipe = catalog.get("paperless-ngx")  # several services: only the main one is limited
+    secrets = generate_secrets(recipe)
+    data = render_compose(
+        recipe, project="p", config=RenderConfig(secrets=secrets, memory_limit_mb=3000)
+    )
+    main = recipe.manifest.main_service
+    assert data["services"][main]["mem_limit"] == "3000m"
+    assert all("mem_limit" not in s for n, s in data["services"].items() if n != main)
+    unlimited = render_compose(recipe, project="p", config=RenderConfig(secrets=secrets))
+    assert "mem_limit" not in unlimited["services"][main]
+    for bad in (1, True, "3000", 10**9):
+        with pytest.raises(RenderError) as raised:
+            render_compose(
+                recipe, project="p", config=RenderConfig(secrets=secrets, memory_limit_mb=bad)
+            )
+        assert raised.value.field == "memory_limit_mb"
