@@ -85,7 +85,7 @@ class JobFilters(Schema):
         None, description="A target type (`deployment`) or type and id (`deployment:12`)."
     )
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000)
 
 
 def _job_or_404(job_id: int) -> Job:
