@@ -246,7 +246,7 @@ class HistoryOut(Schema):
     response={200: HistoryOut, 404: ErrorOut, 422: ErrorOut},
     url_name="device_history",
 )
-def device_history(request, device_id: int, range: Literal["1h", "24h", "7d", "30d"] = "24h"):  # noqa: A002
+def device_history(request, device_id: int, range: Literal["1h", "24h", "7d", "30d"] = "24h"):
     """The device's CPU, memory, storage, load and temperature over the range, oldest first:
     1h and 24h from the raw checks (at most ~300 points), 7d and 30d hourly averages."""
     device = _get(device_id)

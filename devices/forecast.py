@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 MIN_POINTS = 6
 MIN_SPAN = timedelta(hours=12)
@@ -130,7 +131,9 @@ def sustained_heat(
 ) -> Finding | None:
     """Hotter than HOT_C for most of the last day's (time, °C) readings."""
     since = now - timedelta(days=1)
-    readings = [celsius for moment, celsius in series if celsius is not None and since <= moment <= now]
+    readings = [
+        celsius for moment, celsius in series if celsius is not None and since <= moment <= now
+    ]
     if len(readings) < MIN_POINTS:
         return None
     hot = [celsius for celsius in readings if celsius > HOT_C]
@@ -161,7 +164,7 @@ def flaky_network(
     answered = [online for moment, online in samples if since <= moment <= now]
     if len(answered) < MIN_POINTS:
         return None
-    drops = sum(1 for before, after in zip(answered, answered[1:]) if before and not after)
+    drops = sum(1 for before, after in pairwise(answered) if before and not after)
     if drops < FLAKY_DROPS:
         return None
     availability = 100 * sum(answered) / len(answered)

@@ -73,7 +73,9 @@ def _taken(name: str) -> GroupError:
 
 
 @transaction.atomic
-def group_create(*, name: str, description: str = "", device_ids: Iterable[int] = ()) -> DeviceGroup:
+def group_create(
+    *, name: str, description: str = "", device_ids: Iterable[int] = ()
+) -> DeviceGroup:
     name = _clean_name(name)
     description = _clean_description(description)
     members = _devices(device_ids)
@@ -146,7 +148,9 @@ def group_page(group: DeviceGroup) -> dict:
     """A group's page: its pool (online members), its members side by side as the
     dashboard's cards (health, figures, what needs attention, apps via devices.hooks), and
     the names of all the apps on them."""
-    members = sorted(dashboard_cards(list(group.devices.all())), key=lambda device: device.name.lower())
+    members = sorted(
+        dashboard_cards(list(group.devices.all())), key=lambda device: device.name.lower()
+    )
     app_names = sorted({app.name for device in members for app in device.apps}, key=str.lower)
     return {
         "group": group,

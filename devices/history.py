@@ -64,7 +64,9 @@ def hour_start(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def summarize(values: Iterable[float | int | None]) -> tuple[float | None, float | None, float | None]:
+def summarize(
+    values: Iterable[float | int | None],
+) -> tuple[float | None, float | None, float | None]:
     """(min, avg, max) of the values that are not None; (None, None, None) when none are.
     The average is math.fsum / count: exact to the last bit for any order of the values."""
     present = [value for value in values if value is not None]
@@ -89,7 +91,13 @@ def rollup_fields(rows: Sequence[dict]) -> dict:
 
 
 def _raw_fields() -> list[str]:
-    return ["time", "online", "ram_total_bytes", "storage_total_bytes", *(raw for raw, _ in FIGURES)]
+    return [
+        "time",
+        "online",
+        "ram_total_bytes",
+        "storage_total_bytes",
+        *(raw for raw, _ in FIGURES),
+    ]
 
 
 def history_rollup(*, now: datetime | None = None) -> int:
@@ -107,11 +115,15 @@ def history_rollup(*, now: datetime | None = None) -> int:
 
 
 def _rollup_device(device_id: int, *, before: datetime) -> int:
-    latest = DeviceMetricHour.objects.filter(device_id=device_id).aggregate(latest=Max("hour"))["latest"]
+    latest = DeviceMetricHour.objects.filter(device_id=device_id).aggregate(latest=Max("hour"))[
+        "latest"
+    ]
     if latest is not None:
         start = latest + timedelta(hours=1)
     else:
-        oldest = DeviceMetric.objects.filter(device_id=device_id).aggregate(oldest=Min("time"))["oldest"]
+        oldest = DeviceMetric.objects.filter(device_id=device_id).aggregate(oldest=Min("time"))[
+            "oldest"
+        ]
         if oldest is None:
             return 0
         start = hour_start(oldest)
@@ -194,14 +206,16 @@ def history_points(device: Device, *, range_name: str, now: datetime | None = No
             }
             for row in thin(rows)
         ]
-    hours = DeviceMetricHour.objects.filter(device=device, hour__gte=hour_start(since), hour__lte=now).order_by(
-        "hour"
-    )
+    hours = DeviceMetricHour.objects.filter(
+        device=device, hour__gte=hour_start(since), hour__lte=now
+    ).order_by("hour")
     return [
         {
             "time": hour.hour,
             "cpu_percent": hour.cpu_percent_avg,
-            "ram_used_bytes": None if hour.ram_used_bytes_avg is None else round(hour.ram_used_bytes_avg),
+            "ram_used_bytes": None
+            if hour.ram_used_bytes_avg is None
+            else round(hour.ram_used_bytes_avg),
             "storage_used_bytes": None
             if hour.storage_used_bytes_avg is None
             else round(hour.storage_used_bytes_avg),
@@ -217,7 +231,9 @@ FORECAST_WINDOW = timedelta(days=30)
 NETWORK_WINDOW = timedelta(days=7)
 
 
-def _series(device: Device, *, rollup_field: str, raw_field: str, since: datetime, now: datetime) -> list:
+def _series(
+    device: Device, *, rollup_field: str, raw_field: str, since: datetime, now: datetime
+) -> list:
     """(time, value) over [since, now]: hourly averages, then the raw rows after the last
     summed-up hour (thinned), so a new install forecasts from raw rows alone."""
     hours = list(
@@ -258,7 +274,11 @@ def device_forecasts(device: Device, *, now: datetime | None = None) -> list:
             device_name=device.name,
             kind="memory",
             series=_series(
-                device, rollup_field="ram_used_bytes_avg", raw_field="ram_used_bytes", since=since, now=now
+                device,
+                rollup_field="ram_used_bytes_avg",
+                raw_field="ram_used_bytes",
+                since=since,
+                now=now,
             ),
             capacity_bytes=device.ram_total_bytes,
             now=now,
@@ -284,12 +304,16 @@ def device_forecasts(device: Device, *, now: datetime | None = None) -> list:
         .values_list("time", "online")
     )
     findings.append(
-        forecast.flaky_network(device_name=device.name, samples=checks, window=NETWORK_WINDOW, now=now)
+        forecast.flaky_network(
+            device_name=device.name, samples=checks, window=NETWORK_WINDOW, now=now
+        )
     )
     return [finding for finding in findings if finding is not None]
 
 
 def homelab_forecasts(*, now: datetime | None = None) -> list:
     """Every device's findings, the soonest fill dates first (the dashboard's "Looking ahead")."""
-    findings = [finding for device in Device.objects.all() for finding in device_forecasts(device, now=now)]
+    findings = [
+        finding for device in Device.objects.all() for finding in device_forecasts(device, now=now)
+    ]
     return sorted(findings, key=lambda f: (f.days_left is None, f.days_left or 0, f.device_name))

@@ -6,54 +6,96 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('devices', '0005_device_app_containers'),
+        ("devices", "0005_device_app_containers"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeviceGroup',
+            name="DeviceGroup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=63, unique=True, validators=[django.core.validators.RegexValidator('\\A[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}\\Z', 'Use letters, digits, spaces, dots, dashes or underscores (up to 63).')])),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('devices', models.ManyToManyField(blank=True, related_name='device_groups', to='devices.device')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=63,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "\\A[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}\\Z",
+                                "Use letters, digits, spaces, dots, dashes or underscores (up to 63).",
+                            )
+                        ],
+                    ),
+                ),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "devices",
+                    models.ManyToManyField(
+                        blank=True, related_name="device_groups", to="devices.device"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='DeviceMetricHour',
+            name="DeviceMetricHour",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField(help_text='The start of the hour (UTC).')),
-                ('samples', models.PositiveIntegerField(help_text='Raw rows in the hour.')),
-                ('online_samples', models.PositiveIntegerField(help_text='Raw rows of the hour where the device answered.')),
-                ('cpu_percent_min', models.FloatField(blank=True, null=True)),
-                ('cpu_percent_avg', models.FloatField(blank=True, null=True)),
-                ('cpu_percent_max', models.FloatField(blank=True, null=True)),
-                ('ram_used_bytes_min', models.BigIntegerField(blank=True, null=True)),
-                ('ram_used_bytes_avg', models.FloatField(blank=True, null=True)),
-                ('ram_used_bytes_max', models.BigIntegerField(blank=True, null=True)),
-                ('storage_used_bytes_min', models.BigIntegerField(blank=True, null=True)),
-                ('storage_used_bytes_avg', models.FloatField(blank=True, null=True)),
-                ('storage_used_bytes_max', models.BigIntegerField(blank=True, null=True)),
-                ('load_1m_min', models.FloatField(blank=True, null=True)),
-                ('load_1m_avg', models.FloatField(blank=True, null=True)),
-                ('load_1m_max', models.FloatField(blank=True, null=True)),
-                ('temperature_c_min', models.FloatField(blank=True, null=True)),
-                ('temperature_c_avg', models.FloatField(blank=True, null=True)),
-                ('temperature_c_max', models.FloatField(blank=True, null=True)),
-                ('ram_total_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('storage_total_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='metric_hours', to='devices.device')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hour", models.DateTimeField(help_text="The start of the hour (UTC).")),
+                ("samples", models.PositiveIntegerField(help_text="Raw rows in the hour.")),
+                (
+                    "online_samples",
+                    models.PositiveIntegerField(
+                        help_text="Raw rows of the hour where the device answered."
+                    ),
+                ),
+                ("cpu_percent_min", models.FloatField(blank=True, null=True)),
+                ("cpu_percent_avg", models.FloatField(blank=True, null=True)),
+                ("cpu_percent_max", models.FloatField(blank=True, null=True)),
+                ("ram_used_bytes_min", models.BigIntegerField(blank=True, null=True)),
+                ("ram_used_bytes_avg", models.FloatField(blank=True, null=True)),
+                ("ram_used_bytes_max", models.BigIntegerField(blank=True, null=True)),
+                ("storage_used_bytes_min", models.BigIntegerField(blank=True, null=True)),
+                ("storage_used_bytes_avg", models.FloatField(blank=True, null=True)),
+                ("storage_used_bytes_max", models.BigIntegerField(blank=True, null=True)),
+                ("load_1m_min", models.FloatField(blank=True, null=True)),
+                ("load_1m_avg", models.FloatField(blank=True, null=True)),
+                ("load_1m_max", models.FloatField(blank=True, null=True)),
+                ("temperature_c_min", models.FloatField(blank=True, null=True)),
+                ("temperature_c_avg", models.FloatField(blank=True, null=True)),
+                ("temperature_c_max", models.FloatField(blank=True, null=True)),
+                ("ram_total_bytes", models.BigIntegerField(blank=True, null=True)),
+                ("storage_total_bytes", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="metric_hours",
+                        to="devices.device",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['device', 'hour'],
-                'constraints': [models.UniqueConstraint(fields=('device', 'hour'), name='one_rollup_per_device_hour')],
+                "ordering": ["device", "hour"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("device", "hour"), name="one_rollup_per_device_hour"
+                    )
+                ],
             },
         ),
     ]

@@ -40,7 +40,9 @@ def test_slight_noise_on_the_growth_still_gives_a_forecast_close_to_the_truth():
     rng = random.Random(7)
     capacity = 100 * GiB
     series = _hourly(10, lambda h: 50 * GiB + h * 0.05 * GiB + rng.uniform(-0.2, 0.2) * GiB)
-    finding = forecast.fill_forecast(device_name="nas", kind="storage", series=series, capacity_bytes=capacity, now=NOW)
+    finding = forecast.fill_forecast(
+        device_name="nas", kind="storage", series=series, capacity_bytes=capacity, now=NOW
+    )
     true_days = (capacity - (50 + 240 * 0.05) * GiB) / (0.05 * GiB * 24)
     assert finding is not None
     assert abs(finding.days_left - true_days) <= 0.1 * true_days
@@ -49,32 +51,64 @@ def test_slight_noise_on_the_growth_still_gives_a_forecast_close_to_the_truth():
 def test_pure_noise_gives_no_forecast():
     rng = random.Random(3)
     series = _hourly(10, lambda h: 50 * GiB + rng.uniform(-5, 5) * GiB)
-    assert forecast.fill_forecast(device_name="nas", kind="storage", series=series, capacity_bytes=100 * GiB, now=NOW) is None
+    assert (
+        forecast.fill_forecast(
+            device_name="nas", kind="storage", series=series, capacity_bytes=100 * GiB, now=NOW
+        )
+        is None
+    )
 
 
 def test_a_flat_series_gives_no_forecast():
     series = _hourly(10, lambda h: 50 * GiB)
-    assert forecast.fill_forecast(device_name="nas", kind="memory", series=series, capacity_bytes=100 * GiB, now=NOW) is None
+    assert (
+        forecast.fill_forecast(
+            device_name="nas", kind="memory", series=series, capacity_bytes=100 * GiB, now=NOW
+        )
+        is None
+    )
 
 
 def test_a_shrinking_disk_or_a_fill_beyond_a_year_gives_no_forecast():
     shrinking = _hourly(10, lambda h: 80 * GiB - h * 0.01 * GiB)
     slow = _hourly(10, lambda h: 10 * GiB + h * 1024**2)  # 24 MB a day into 90 GB free
     for series in (shrinking, slow):
-        assert forecast.fill_forecast(device_name="pi", kind="storage", series=series, capacity_bytes=100 * GiB, now=NOW) is None
+        assert (
+            forecast.fill_forecast(
+                device_name="pi", kind="storage", series=series, capacity_bytes=100 * GiB, now=NOW
+            )
+            is None
+        )
 
 
 def test_too_few_or_too_short_series_give_no_forecast():
     short = [(NOW - timedelta(hours=h), 50 * GiB - h * GiB) for h in range(6)]
-    assert forecast.fill_forecast(device_name="pi", kind="storage", series=short, capacity_bytes=100 * GiB, now=NOW) is None
-    assert forecast.fill_forecast(device_name="pi", kind="storage", series=short[:3], capacity_bytes=100 * GiB, now=NOW) is None
+    assert (
+        forecast.fill_forecast(
+            device_name="pi", kind="storage", series=short, capacity_bytes=100 * GiB, now=NOW
+        )
+        is None
+    )
+    assert (
+        forecast.fill_forecast(
+            device_name="pi", kind="storage", series=short[:3], capacity_bytes=100 * GiB, now=NOW
+        )
+        is None
+    )
     growing = _hourly(5, lambda h: 10 * GiB + h * GiB)
-    assert forecast.fill_forecast(device_name="pi", kind="storage", series=growing, capacity_bytes=None, now=NOW) is None
+    assert (
+        forecast.fill_forecast(
+            device_name="pi", kind="storage", series=growing, capacity_bytes=None, now=NOW
+        )
+        is None
+    )
 
 
 def test_memory_running_out_is_said_in_its_own_words():
     series = _hourly(5, lambda h: 2 * GiB + h * 0.01 * GiB)
-    finding = forecast.fill_forecast(device_name="db-1", kind="memory", series=series, capacity_bytes=4 * GiB, now=NOW)
+    finding = forecast.fill_forecast(
+        device_name="db-1", kind="memory", series=series, capacity_bytes=4 * GiB, now=NOW
+    )
     assert finding is not None
     assert finding.sentence.startswith("db-1's memory runs out in about ")
 
@@ -102,7 +136,9 @@ def test_a_device_that_drops_off_often_is_reported_and_a_steady_one_is_not():
     finding = forecast.flaky_network(device_name="pi-zero", samples=flaky, window=window, now=NOW)
     assert finding is not None
     assert finding.figures["Drops"] == "10"
-    assert finding.sentence.startswith("pi-zero dropped off the network 10 times in the last 7 days.")
+    assert finding.sentence.startswith(
+        "pi-zero dropped off the network 10 times in the last 7 days."
+    )
     assert "%" in finding.figures["Reachable"]
     assert forecast.flaky_network(device_name="pi", samples=steady, window=window, now=NOW) is None
 

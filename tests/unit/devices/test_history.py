@@ -21,10 +21,21 @@ HOUR = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
 def _device(name: str = "server-02") -> Device:
-    return Device.objects.create(name=name, address="192.0.2.10", username="root", private_key="x", public_key="y")
+    return Device.objects.create(
+        name=name, address="192.0.2.10", username="root", private_key="x", public_key="y"
+    )
 
 
-def _metric(device: Device, time: datetime, *, online: bool = True, cpu=10.0, ram=1000, storage=5000, load=0.5):
+def _metric(
+    device: Device,
+    time: datetime,
+    *,
+    online: bool = True,
+    cpu=10.0,
+    ram=1000,
+    storage=5000,
+    load=0.5,
+):
     return DeviceMetric.objects.create(
         device=device,
         time=time,
@@ -48,24 +59,47 @@ ROW = st.tuples(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=st.lists(ROW, min_size=1, max_size=30))
 def test_the_rollup_keeps_min_avg_and_max_exactly_as_the_raw_rows_have_them(rows):
     DeviceMetricHour.objects.all().delete()
     Device.objects.all().delete()
     device = _device()
     for second, online, cpu, ram, storage, load in rows:
-        _metric(device, HOUR + timedelta(seconds=second), online=online, cpu=cpu, ram=ram, storage=storage, load=load)
+        _metric(
+            device,
+            HOUR + timedelta(seconds=second),
+            online=online,
+            cpu=cpu,
+            ram=ram,
+            storage=storage,
+            load=load,
+        )
 
     assert history.history_rollup(now=NOW) == 1
 
     hour = DeviceMetricHour.objects.get(device=device)
     online_rows = [row for row in rows if row[1]]
     assert (hour.hour, hour.samples, hour.online_samples) == (HOUR, len(rows), len(online_rows))
-    for index, prefix in ((2, "cpu_percent"), (3, "ram_used_bytes"), (4, "storage_used_bytes"), (5, "load_1m")):
+    for index, prefix in (
+        (2, "cpu_percent"),
+        (3, "ram_used_bytes"),
+        (4, "storage_used_bytes"),
+        (5, "load_1m"),
+    ):
         values = [row[index] for row in online_rows]
-        expected = (min(values), math.fsum(values) / len(values), max(values)) if values else (None, None, None)
-        got = (getattr(hour, f"{prefix}_min"), getattr(hour, f"{prefix}_avg"), getattr(hour, f"{prefix}_max"))
+        expected = (
+            (min(values), math.fsum(values) / len(values), max(values))
+            if values
+            else (None, None, None)
+        )
+        got = (
+            getattr(hour, f"{prefix}_min"),
+            getattr(hour, f"{prefix}_avg"),
+            getattr(hour, f"{prefix}_max"),
+        )
         assert got == expected, prefix
 
 
@@ -104,10 +138,16 @@ def test_a_stopped_worker_catches_up_every_missed_hour_then_purges_old_raw_rows(
 
 def test_rollups_older_than_a_year_are_purged():
     device = _device()
-    DeviceMetricHour.objects.create(device=device, hour=NOW - timedelta(days=400), samples=1, online_samples=1)
-    DeviceMetricHour.objects.create(device=device, hour=NOW - timedelta(days=300), samples=1, online_samples=1)
+    DeviceMetricHour.objects.create(
+        device=device, hour=NOW - timedelta(days=400), samples=1, online_samples=1
+    )
+    DeviceMetricHour.objects.create(
+        device=device, hour=NOW - timedelta(days=300), samples=1, online_samples=1
+    )
     history.history_rollup(now=NOW)
-    assert list(DeviceMetricHour.objects.values_list("hour", flat=True)) == [NOW - timedelta(days=300)]
+    assert list(DeviceMetricHour.objects.values_list("hour", flat=True)) == [
+        NOW - timedelta(days=300)
+    ]
 
 
 def test_the_hourly_schedule_is_created_once():
@@ -129,7 +169,14 @@ def test_short_ranges_read_raw_rows_thinned_to_three_hundred_points_with_gaps_wh
     assert len(points) == 300
     assert points[0]["cpu_percent"] == 399.0 and points[-1]["cpu_percent"] == 0.0
     assert [p["time"] for p in points] == sorted(p["time"] for p in points)
-    assert set(points[0]) == {"time", "cpu_percent", "ram_used_bytes", "storage_used_bytes", "load_1m", "temperature_c"}
+    assert set(points[0]) == {
+        "time",
+        "cpu_percent",
+        "ram_used_bytes",
+        "storage_used_bytes",
+        "load_1m",
+        "temperature_c",
+    }
     assert len(history.history_points(device, range_name="24h", now=NOW)) == 300
 
     other = _device("pi-4")
@@ -151,7 +198,10 @@ def test_long_ranges_read_the_hourly_rollups():
             cpu_percent_avg=float(days_ago),
             ram_used_bytes_avg=1500.4,
         )
-    assert [p["cpu_percent"] for p in history.history_points(device, range_name="7d", now=NOW)] == [6.0, 2.0]
+    assert [p["cpu_percent"] for p in history.history_points(device, range_name="7d", now=NOW)] == [
+        6.0,
+        2.0,
+    ]
     month = history.history_points(device, range_name="30d", now=NOW)
     assert [p["cpu_percent"] for p in month] == [20.0, 6.0, 2.0]
     assert month[0]["ram_used_bytes"] == 1500
