@@ -162,22 +162,34 @@ def flaky_network(
     in the window of (time, answered) checks, oldest first."""
     since = now - window
     answered = [online for moment, online in samples if since <= moment <= now]
-    if len(answered) < MIN_POINTS:
-        return None
     drops = sum(1 for before, after in pairwise(answered) if before and not after)
-    if drops < FLAKY_DROPS:
+    return flaky_network_counts(
+        device_name=device_name,
+        drops=drops,
+        checks=len(answered),
+        answered=sum(answered),
+        window=window,
+    )
+
+
+def flaky_network_counts(
+    *, device_name: str, drops: int, checks: int, answered: int, window: timedelta
+) -> Finding | None:
+    """flaky_network from counts the database made: drops, checks and answered checks."""
+    if checks < MIN_POINTS or drops < FLAKY_DROPS:
         return None
-    availability = 100 * sum(answered) / len(answered)
+    availability = 100 * answered / checks
     days = window.total_seconds() / 86400
     return Finding(
         kind="network",
         device_name=device_name,
         sentence=(
             f"{device_name} dropped off the network {drops} times in the last {days:.0f} "
-            f"day{'s' if round(days) != 1 else ''}. Check its cable or Wi-Fi signal and its power supply."
+            f"day{'s' if round(days) != 1 else ''}. "
+            "Check its cable or Wi-Fi signal and its power supply."
         ),
         figures={
             "Drops": str(drops),
-            "Reachable": f"{availability:.1f} % of {len(answered)} checks",
+            "Reachable": f"{availability:.1f} % of {checks} checks",
         },
     )

@@ -22,6 +22,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Literal
 
 from django.conf import settings
@@ -75,10 +76,22 @@ def summarize(
     return min(present), math.fsum(present) / len(present), max(present)
 
 
+def count_drops(answered: Sequence[bool]) -> int:
+    """How often an answered check is followed by a missed one (checks oldest first)."""
+    return sum(1 for before, after in pairwise(answered) if before and not after)
+
+
 def rollup_fields(rows: Sequence[dict]) -> dict:
     """The DeviceMetricHour fields (but device and hour) for one hour's raw rows."""
     online = [row for row in rows if row["online"]]
-    fields: dict = {"samples": len(rows), "online_samples": len(online)}
+    answered = [row["online"] for row in rows]
+    fields: dict = {
+        "samples": len(rows),
+        "online_samples": len(online),
+        "drops": count_drops(answered),
+        "first_online": answered[0] if answered else None,
+        "last_online": answered[-1] if answered else None,
+    }
     for raw_name, prefix in FIGURES:
         low, average, high = summarize(row[raw_name] for row in online)
         fields[f"{prefix}_min"] = low
@@ -252,6 +265,37 @@ def _series(
     return series
 
 
+def _network_counts(device: Device, *, now: datetime) -> dict:
+    """Checks, answered checks and drops (an answered check, then a missed one) over
+    NETWORK_WINDOW: the hourly rollups' counts, the drops between their hours, then the
+    raw checks after the last rolled-up hour (a week of raw checks is ~20,000 rows)."""
+    hours = list(
+        DeviceMetricHour.objects.filter(
+            device=device, hour__gte=hour_start(now - NETWORK_WINDOW), hour__lte=now
+        )
+        .order_by("hour")
+        .values("hour", "samples", "online_samples", "drops", "first_online", "last_online")
+    )
+    checks = sum(hour["samples"] for hour in hours)
+    answered = sum(hour["online_samples"] for hour in hours)
+    drops = sum(hour["drops"] for hour in hours)
+    # between hours: the last check of one hour against the first check of the next
+    for before, after in pairwise(hours):
+        if before["last_online"] and after["first_online"] is False:
+            drops += 1
+    raw_since = hours[-1]["hour"] + timedelta(hours=1) if hours else now - NETWORK_WINDOW
+    raw = list(
+        DeviceMetric.objects.filter(device=device, time__gte=raw_since, time__lte=now)
+        .order_by("time")
+        .values_list("online", flat=True)
+    )
+    checks += len(raw)
+    answered += sum(1 for state in raw if state)
+    carried = [hours[-1]["last_online"]] if hours and hours[-1]["last_online"] is not None else []
+    drops += count_drops([*carried, *raw])
+    return {"drops": drops, "checks": checks, "answered": answered, "window": NETWORK_WINDOW}
+
+
 def device_forecasts(device: Device, *, now: datetime | None = None) -> list:
     """What devices.forecast finds in this device's history (storage, memory, heat, network)."""
     now = now or timezone.now()
@@ -298,15 +342,8 @@ def device_forecasts(device: Device, *, now: datetime | None = None) -> list:
                 now=now,
             )
         )
-    checks = list(
-        DeviceMetric.objects.filter(device=device, time__gte=now - NETWORK_WINDOW, time__lte=now)
-        .order_by("time")
-        .values_list("time", "online")
-    )
     findings.append(
-        forecast.flaky_network(
-            device_name=device.name, samples=checks, window=NETWORK_WINDOW, now=now
-        )
+        forecast.flaky_network_counts(device_name=device.name, **_network_counts(device, now=now))
     )
     return [finding for finding in findings if finding is not None]
 

@@ -222,6 +222,11 @@ class DeviceMetricHour(models.Model):
     temperature_c_min = models.FloatField(null=True, blank=True)
     temperature_c_avg = models.FloatField(null=True, blank=True)
     temperature_c_max = models.FloatField(null=True, blank=True)
+    # For "drops off the network often" without reading a week of raw rows: the times the
+    # device stopped answering within the hour, and whether it answered first and last.
+    drops = models.PositiveIntegerField(default=0)
+    first_online = models.BooleanField(null=True)
+    last_online = models.BooleanField(null=True)
     # The hour's last capacities, so a forecast knows how full "full" is.
     ram_total_bytes = models.BigIntegerField(null=True, blank=True)
     storage_total_bytes = models.BigIntegerField(null=True, blank=True)

@@ -210,3 +210,40 @@ def test_long_ranges_read_the_hourly_rollups():
 def test_thin_keeps_the_first_and_the_last():
     assert history.thin(list(range(10)), 4) == [0, 3, 6, 9]
     assert history.thin([1, 2], 300) == [1, 2]
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(answered=st.lists(st.booleans(), min_size=1, max_size=40), rolled_hours=st.integers(0, 5))
+def test_drops_counted_from_the_rollups_equal_those_of_the_raw_checks(answered, rolled_hours):
+    """A week of raw checks is not read: hours already summed up count their drops, and the
+    hours' edges and the raw checks after them add theirs; the total is the raw count."""
+    DeviceMetricHour.objects.all().delete()
+    Device.objects.all().delete()
+    device = _device()
+    start = NOW.replace(minute=0) - timedelta(hours=5)
+    for index, online in enumerate(answered):  # one check every 8 minutes over ~5 hours
+        _metric(device, start + timedelta(minutes=8 * index), online=online)
+    history.history_rollup(now=start + timedelta(hours=rolled_hours))
+
+    counts = history._network_counts(device, now=NOW)
+
+    assert counts["drops"] == history.count_drops(answered)
+    assert (counts["checks"], counts["answered"]) == (len(answered), sum(answered))
+
+
+def test_a_device_that_keeps_dropping_off_is_foreseen_from_its_summed_up_hours():
+    device = _device("pi-zero")
+    start = NOW.replace(minute=0) - timedelta(hours=30)
+    for step in range(30 * 4):  # every 15 minutes; missing one check every 5 hours
+        _metric(device, start + timedelta(minutes=15 * step), online=step % 20 != 19)
+    history.history_rollup(now=NOW)
+
+    findings = history.device_forecasts(device, now=NOW)
+
+    assert [finding.kind for finding in findings] == ["network"]
+    assert findings[0].figures["Drops"] == "6"
+    assert findings[0].sentence.startswith(
+        "pi-zero dropped off the network 6 times in the last 7 days."
+    )
