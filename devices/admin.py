@@ -1,5 +1,6 @@
 """Admin for power users: mostly read-only, actions call the same services as the UI."""
 
+from django import forms
 from django.contrib import admin, messages
 
 from devices import groups, services
@@ -72,10 +73,25 @@ class DeviceMetricAdmin(admin.ModelAdmin):
         return False
 
 
+class DeviceGroupAdminForm(forms.ModelForm):
+    class Meta:
+        model = DeviceGroup
+        fields = ("name", "description", "devices")
+
+    def clean_name(self):
+        # The same check as the service (names differing only in case are the same name),
+        # made here so the form shows it beside the field instead of failing on save.
+        name = self.cleaned_data["name"].strip()
+        if groups.group_name_taken(name, group_id=self.instance.pk):
+            raise forms.ValidationError(f"There is already a group called {name}.")
+        return name
+
+
 @admin.register(DeviceGroup)
 class DeviceGroupAdmin(admin.ModelAdmin):
     """Groups through the same services as the Groups page (names checked the same way)."""
 
+    form = DeviceGroupAdminForm
     list_display = ("name", "description", "member_count")
     search_fields = ("name", "description", "devices__name")
     filter_horizontal = ("devices",)

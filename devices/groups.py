@@ -59,7 +59,7 @@ def _devices(device_ids: Iterable[int]) -> list[Device]:
     return found
 
 
-def _name_taken(name: str, *, group_id: int | None = None) -> bool:
+def group_name_taken(name: str, *, group_id: int | None = None) -> bool:
     return DeviceGroup.objects.filter(name__iexact=name).exclude(pk=group_id).exists()
 
 
@@ -79,7 +79,7 @@ def group_create(
     name = _clean_name(name)
     description = _clean_description(description)
     members = _devices(device_ids)
-    if _name_taken(name):
+    if group_name_taken(name):
         raise _taken(name)
     try:
         with transaction.atomic():
@@ -102,7 +102,7 @@ def group_update(
     changed = []
     if name is not None:
         name = _clean_name(name)
-        if _name_taken(name, group_id=group.pk):
+        if group_name_taken(name, group_id=group.pk):
             raise _taken(name)
         group.name = name
         changed.append("name")

@@ -170,4 +170,9 @@ def test_the_admin_saves_groups_through_the_same_checks(cast_admin, django_user_
         reverse("admin:devices_devicegroup_add"), {"name": "Bad;name", "description": ""}
     )
     assert bad.status_code == 200
+    same = client.post(
+        reverse("admin:devices_devicegroup_add"), {"name": "shelf", "description": ""}
+    )
+    assert same.status_code == 200
+    assert "There is already a group called shelf." in same.content.decode()
     assert DeviceGroup.objects.count() == 1
