@@ -1,9 +1,10 @@
 """Admin for power users: mostly read-only, actions call the same services as the UI."""
 
+from django import forms
 from django.contrib import admin, messages
 
-from devices import services
-from devices.models import Device, DeviceMetric
+from devices import groups, services
+from devices.models import Device, DeviceGroup, DeviceMetric, DeviceMetricHour
 from devices.ssh import fingerprint
 
 
@@ -64,6 +65,73 @@ class DeviceMetricAdmin(admin.ModelAdmin):
     list_display = ("device", "time", "online", "ram_used_bytes", "cpu_usage_percent", "load_1m")
     list_filter = ("online", "device")
     date_hierarchy = "time"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class DeviceGroupAdminForm(forms.ModelForm):
+    class Meta:
+        model = DeviceGroup
+        fields = ("name", "description", "devices")
+
+    def clean_name(self):
+        # The same check as the service (names differing only in case are the same name),
+        # made here so the form shows it beside the field instead of failing on save.
+        name = self.cleaned_data["name"].strip()
+        if groups.group_name_taken(name, group_id=self.instance.pk):
+            raise forms.ValidationError(f"There is already a group called {name}.")
+        return name
+
+
+@admin.register(DeviceGroup)
+class DeviceGroupAdmin(admin.ModelAdmin):
+    """Groups through the same services as the Groups page (names checked the same way)."""
+
+    form = DeviceGroupAdminForm
+    list_display = ("name", "description", "member_count")
+    search_fields = ("name", "description", "devices__name")
+    filter_horizontal = ("devices",)
+    fields = ("name", "description", "devices")
+
+    @admin.display(description="Devices")
+    def member_count(self, obj):
+        return obj.devices.count()
+
+    def save_model(self, request, obj, form, change):
+        # The members are saved by save_related, through the service as well.
+        request.group_error = None  # the admin object is shared between requests: keep it on the request
+        data = form.cleaned_data
+        try:
+            if change:
+                groups.group_update(
+                    group=DeviceGroup.objects.get(pk=obj.pk), name=data["name"], description=data["description"]
+                )
+            else:
+                obj.pk = groups.group_create(name=data["name"], description=data["description"]).pk
+        except groups.GroupError as exc:
+            request.group_error = exc
+            self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        if getattr(request, "group_error", None) is None and form.instance.pk:
+            groups.group_update(
+                group=DeviceGroup.objects.get(pk=form.instance.pk),
+                device_ids=[device.pk for device in form.cleaned_data["devices"]],
+            )
+
+    def delete_model(self, request, obj):
+        groups.group_delete(group=obj)
+
+
+@admin.register(DeviceMetricHour)
+class DeviceMetricHourAdmin(admin.ModelAdmin):
+    list_display = ("device", "hour", "samples", "cpu_percent_avg", "ram_used_bytes_avg", "storage_used_bytes_avg")
+    list_filter = ("device",)
+    date_hierarchy = "hour"
 
     def has_add_permission(self, request):
         return False

@@ -8,14 +8,15 @@ from typing import Literal
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
-from devices import services
+from devices import groups, history, services
 from devices.discovery import discovery_scan
-from devices.models import Device
+from devices.models import Device, DeviceGroup
 from devices.selectors import resources_summary
 from devices.ssh import fingerprint
 
 router = Router(tags=["devices"])
 resources_router = Router(tags=["resources"])
+groups_router = Router(tags=["groups"])
 
 DeviceTypeName = Literal["server", "pi", "nas", "router", "other"]
 
@@ -223,3 +224,95 @@ def _get(device_id: int) -> Device:
         raise HttpError(404, f"There is no device with id {device_id}.") from None
 
 
+# --- History ---------------------------------------------------------------------------
+
+
+class HistoryPointOut(Schema):
+    time: datetime
+    cpu_percent: float | None
+    ram_used_bytes: int | None
+    storage_used_bytes: int | None
+    load_1m: float | None
+    temperature_c: float | None
+
+
+class HistoryOut(Schema):
+    range: str
+    points: list[HistoryPointOut]
+
+
+@router.get(
+    "/{int:device_id}/history",
+    response={200: HistoryOut, 404: ErrorOut, 422: ErrorOut},
+    url_name="device_history",
+)
+def device_history(request, device_id: int, range: Literal["1h", "24h", "7d", "30d"] = "24h"):
+    """The device's CPU, memory, storage, load and temperature over the range, oldest first:
+    1h and 24h from the raw checks (at most ~300 points), 7d and 30d hourly averages."""
+    device = _get(device_id)
+    return 200, {"range": range, "points": history.history_points(device, range_name=range)}
+
+
+# --- Groups ----------------------------------------------------------------------------
+
+
+class GroupOut(Schema):
+    id: int
+    name: str
+    description: str
+    device_ids: list[int]
+
+
+class GroupIn(Schema):
+    name: str = Field(..., min_length=1, max_length=63)
+    description: str = Field("", max_length=300)
+    device_ids: list[int] = Field(default_factory=list, max_length=1000)
+
+
+class GroupPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=63)
+    description: str | None = Field(None, max_length=300)
+    device_ids: list[int] | None = Field(None, max_length=1000)
+
+
+def _group_out(group: DeviceGroup) -> dict:
+    return {
+        "id": group.pk,
+        "name": group.name,
+        "description": group.description,
+        "device_ids": sorted(device.pk for device in group.devices.all()),
+    }
+
+
+@groups_router.get("", response=list[GroupOut])
+def list_groups(request):
+    return [_group_out(group) for group in DeviceGroup.objects.prefetch_related("devices")]
+
+
+@groups_router.post("", response={201: GroupOut, 409: ErrorOut, 422: ErrorOut})
+def create_group(request, payload: GroupIn):
+    group = groups.group_create(name=payload.name, description=payload.description, device_ids=payload.device_ids)
+    return 201, _group_out(group)
+
+
+@groups_router.get("/{int:group_id}", response={200: GroupOut, 404: ErrorOut})
+def get_group(request, group_id: int):
+    return 200, _group_out(groups.group_get(group_id))
+
+
+@groups_router.patch("/{int:group_id}", response={200: GroupOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut})
+def update_group(request, group_id: int, payload: GroupPatch):
+    changes = payload.dict(exclude_unset=True)
+    group = groups.group_update(
+        group=groups.group_get(group_id),
+        name=changes.get("name"),
+        description=changes.get("description"),
+        device_ids=changes.get("device_ids"),
+    )
+    return 200, _group_out(group)
+
+
+@groups_router.delete("/{int:group_id}", response={204: None, 404: ErrorOut})
+def delete_group(request, group_id: int):
+    groups.group_delete(group=groups.group_get(group_id))
+    return 204, None

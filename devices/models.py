@@ -180,3 +180,60 @@ class DeviceLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id} held by {self.holder}"
+
+
+class DeviceGroup(models.Model):
+    """Devices named together by place, role or hardware ("Pi Cluster", "Garage").
+    A device may be in several groups. Changed through devices.groups."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[label_validator])
+    description = models.CharField(max_length=300, blank=True)
+    devices = models.ManyToManyField(Device, related_name="device_groups", blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeviceMetricHour(models.Model):
+    """One device's metrics over one clock hour: min, average and max of each figure over
+    the raw DeviceMetric rows of that hour (online ones for the figures), kept a year so a
+    30-day chart reads 720 rows. Filled by devices.history.history_rollup."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="metric_hours")
+    hour = models.DateTimeField(help_text="The start of the hour (UTC).")
+    samples = models.PositiveIntegerField(help_text="Raw rows in the hour.")
+    online_samples = models.PositiveIntegerField(help_text="Raw rows of the hour where the device answered.")
+    cpu_percent_min = models.FloatField(null=True, blank=True)
+    cpu_percent_avg = models.FloatField(null=True, blank=True)
+    cpu_percent_max = models.FloatField(null=True, blank=True)
+    ram_used_bytes_min = models.BigIntegerField(null=True, blank=True)
+    ram_used_bytes_avg = models.FloatField(null=True, blank=True)
+    ram_used_bytes_max = models.BigIntegerField(null=True, blank=True)
+    storage_used_bytes_min = models.BigIntegerField(null=True, blank=True)
+    storage_used_bytes_avg = models.FloatField(null=True, blank=True)
+    storage_used_bytes_max = models.BigIntegerField(null=True, blank=True)
+    load_1m_min = models.FloatField(null=True, blank=True)
+    load_1m_avg = models.FloatField(null=True, blank=True)
+    load_1m_max = models.FloatField(null=True, blank=True)
+    temperature_c_min = models.FloatField(null=True, blank=True)
+    temperature_c_avg = models.FloatField(null=True, blank=True)
+    temperature_c_max = models.FloatField(null=True, blank=True)
+    # For "drops off the network often" without reading a week of raw rows: the times the
+    # device stopped answering within the hour, and whether it answered first and last.
+    drops = models.PositiveIntegerField(default=0)
+    first_online = models.BooleanField(null=True)
+    last_online = models.BooleanField(null=True)
+    # The hour's last capacities, so a forecast knows how full "full" is.
+    ram_total_bytes = models.BigIntegerField(null=True, blank=True)
+    storage_total_bytes = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["device", "hour"]
+        constraints = [models.UniqueConstraint(fields=["device", "hour"], name="one_rollup_per_device_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.device} hour {self.hour:%Y-%m-%d %H:00}"

@@ -25,8 +25,19 @@ def resources_summary() -> dict:
     cpu_usage_avg_percent is weighted by cores (busy cores / total cores across the pool),
     so a busy 1-core Pi does not count as much as an idle 8-core server.
     """
-    online = list(Device.objects.filter(status=DeviceStatus.ONLINE))
-    devices_offline = Device.objects.exclude(status=DeviceStatus.ONLINE).count()
+    summary = pool_totals(list(Device.objects.filter(status=DeviceStatus.ONLINE)))
+    summary["devices_offline"] = Device.objects.exclude(status=DeviceStatus.ONLINE).count()
+    summary.update(
+        {"apps_total": 0, "apps_running": 0, "pooling_saved_ram_bytes": 0, "shared_databases_down": []}
+    )
+    summary.update(hooks.collect_dashboard_figures())
+    return summary
+
+
+def pool_totals(devices: list[Device]) -> dict:
+    """RAM, storage and CPU summed over the ONLINE ones of some devices (a group's pool, or
+    the homelab's): the cores-weighted CPU average as in resources_summary."""
+    online = [device for device in devices if device.status == DeviceStatus.ONLINE]
 
     def total(attr: str) -> int:
         return sum(getattr(d, attr) or 0 for d in online)
@@ -40,7 +51,7 @@ def resources_summary() -> dict:
         cpu_avg = sum(d.cpu_usage_percent for d in with_usage) / len(with_usage)
     else:
         cpu_avg = 0.0
-    summary = {
+    return {
         "ram_total_bytes": total("ram_total_bytes"),
         "ram_used_bytes": total("ram_used_bytes"),
         "storage_total_bytes": total("storage_total_bytes"),
@@ -48,14 +59,8 @@ def resources_summary() -> dict:
         "cpu_cores_total": round(cores_total, 2),
         "cpu_usage_avg_percent": round(cpu_avg, 1),
         "devices_online": len(online),
-        "devices_offline": devices_offline,
-        "apps_total": 0,
-        "apps_running": 0,
-        "pooling_saved_ram_bytes": 0,
-        "shared_databases_down": [],
+        "devices_offline": len(devices) - len(online),
     }
-    summary.update(hooks.collect_dashboard_figures())
-    return summary
 
 
 def device_load_percent(device: Device) -> float | None:

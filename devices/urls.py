@@ -13,4 +13,8 @@ urlpatterns = [
     path("devices/<int:pk>/trust/", views.device_trust_host_key, name="device_trust_host_key"),
     path("devices/<int:pk>/edit/", views.device_edit, name="device_edit"),
     path("devices/<int:pk>/remove/", views.device_remove, name="device_remove"),
+    path("groups/", views.group_list, name="group_list"),
+    path("groups/<int:pk>/", views.group_detail, name="group_detail"),
+    path("groups/<int:pk>/edit/", views.group_edit, name="group_edit"),
+    path("groups/<int:pk>/delete/", views.group_delete, name="group_delete"),
 ]

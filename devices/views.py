@@ -17,10 +17,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap
 
-from devices import hooks, services
+from devices import groups, history, hooks, services
 from devices.discovery import discovery_scan, suggest_local_cidr
 from devices.forms import DeviceEditForm, DeviceWizardForm, ScanForm
-from devices.models import Device, DeviceStatus
+from devices.models import Device, DeviceGroup, DeviceStatus
 from devices.selectors import (
     dashboard_cards,
     device_health,
@@ -68,6 +68,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     }
     if request.htmx:
         return render(request, "devices/_dashboard_live.html", context)
+    # "Looking ahead" reads history: once per page load, not on every live refresh.
+    context["forecasts"] = history.homelab_forecasts() if devices else []
     return render(request, "devices/dashboard.html", context)
 
 
@@ -240,6 +242,9 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "identity_changed": device.status == DeviceStatus.HOST_KEY_CHANGED,
         "apps": apps,
         "apps_running": sum(1 for app in apps if app.running),
+        "forecasts": history.device_forecasts(device),
+        "history_ranges": list(history.RANGES),
+        "chart_points": history.history_points(device, range_name="24h"),
     }
     return render(request, "devices/detail.html", context)
 
@@ -325,3 +330,84 @@ def device_remove(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"{name} was removed from your homelab.")
         return redirect("device_list")
     return render(request, "devices/remove.html", {"device": device})
+
+
+# --- Groups --------------------------------------------------------------------------
+
+
+def _device_ids(request: HttpRequest) -> list[int]:
+    return [int(value) for value in request.POST.getlist("device_ids") if value.isdigit()]
+
+
+def _group_form_context(**extra) -> dict:
+    context = {"all_devices": list(Device.objects.all()), "chosen": set(), "error": None}
+    context.update(extra)
+    return context
+
+
+@require_http_methods(["GET", "POST"])
+def group_list(request: HttpRequest) -> HttpResponse:
+    """The groups, each with its members and pool; a form to make a new one (POST)."""
+    context = _group_form_context(form_values={"name": "", "description": ""})
+    if request.method == "POST":
+        values = {"name": request.POST.get("name", ""), "description": request.POST.get("description", "")}
+        chosen = _device_ids(request)
+        try:
+            group = groups.group_create(
+                name=values["name"], description=values["description"], device_ids=chosen
+            )
+        except groups.GroupError as exc:
+            context.update(form_values=values, chosen=set(chosen), error=exc)
+        else:
+            messages.success(
+                request,
+                f"Made the group {group.name} with {group.devices.count()} device"
+                f"{'' if group.devices.count() == 1 else 's'}.",
+            )
+            return redirect("group_detail", pk=group.pk)
+    context["groups"] = groups.groups_overview()
+    return render(request, "devices/groups.html", context)
+
+
+def group_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    group = get_object_or_404(DeviceGroup, pk=pk)
+    return render(request, "devices/group_detail.html", groups.group_page(group))
+
+
+@require_http_methods(["GET", "POST"])
+def group_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Rename the group, describe it, choose its members."""
+    group = get_object_or_404(DeviceGroup, pk=pk)
+    values = {"name": group.name, "description": group.description}
+    chosen = set(group.devices.values_list("pk", flat=True))
+    error = None
+    if request.method == "POST":
+        values = {"name": request.POST.get("name", ""), "description": request.POST.get("description", "")}
+        chosen = set(_device_ids(request))
+        try:
+            groups.group_update(
+                group=group, name=values["name"], description=values["description"], device_ids=chosen
+            )
+        except groups.GroupError as exc:
+            error = exc
+            group.refresh_from_db()
+        else:
+            messages.success(request, f"Saved the group {group.name}.")
+            return redirect("group_detail", pk=group.pk)
+    return render(
+        request,
+        "devices/group_edit.html",
+        _group_form_context(group=group, form_values=values, chosen=chosen, error=error),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def group_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks "are you sure?"; POST deletes the group (its devices stay)."""
+    group = get_object_or_404(DeviceGroup, pk=pk)
+    if request.method == "POST":
+        name = group.name
+        groups.group_delete(group=group)
+        messages.success(request, f"Deleted the group {name}. Its devices are still in your homelab.")
+        return redirect("group_list")
+    return render(request, "devices/group_delete.html", {"group": group, "members": group.devices.count()})

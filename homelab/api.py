@@ -11,7 +11,7 @@ from ninja import NinjaAPI, Router, Schema
 from ninja.errors import ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
-from devices.api import resources_router
+from devices.api import groups_router, resources_router
 from devices.api import router as devices_router
 from homelab import __version__
 from homelab.api_docs import LocalSwagger, docs_access
@@ -89,6 +89,7 @@ api.add_router("/jobs", jobs_router)
 
 api.add_router("/devices", devices_router)
 api.add_router("/resources", resources_router)
+api.add_router("/groups", groups_router)
 api.add_router("", marketplace_router)
 api.add_router("/pooling", pooling_router)
 api.add_router("", scheduling_router)
