@@ -142,6 +142,16 @@ API: dict[tuple[str, str], Role] = {
     # computing a ranking changes nothing; recording a choice does
     ("POST", "/api/v1/placement"): VIEWER,
     ("POST", "/api/v1/placement/choices"): OPERATOR,
+    # backups: Admins manage destinations; Operators back up and restore; Viewers read
+    ("GET", "/api/v1/backups/destinations"): VIEWER,
+    ("POST", "/api/v1/backups/destinations"): ADMIN,
+    ("GET", "/api/v1/backups/destinations/{destination_id}"): VIEWER,
+    ("PATCH", "/api/v1/backups/destinations/{destination_id}"): ADMIN,
+    ("DELETE", "/api/v1/backups/destinations/{destination_id}"): ADMIN,
+    ("POST", "/api/v1/backups/destinations/{destination_id}/test"): ADMIN,
+    ("POST", "/api/v1/deployments/{deployment_id}/backup"): OPERATOR,
+    ("GET", "/api/v1/deployments/{deployment_id}/snapshots"): VIEWER,
+    ("POST", "/api/v1/snapshots/{snapshot_id}/restore"): OPERATOR,
 }
 
 # WebSocket stream -> least role (the consumers name their stream).

@@ -107,6 +107,15 @@ API_TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/pooling/instances/{instance_id}"): "A",
     ("POST", "/api/v1/placement"): "V",
     ("POST", "/api/v1/placement/choices"): "O",
+    ("GET", "/api/v1/backups/destinations"): "V",
+    ("POST", "/api/v1/backups/destinations"): "A",
+    ("GET", "/api/v1/backups/destinations/{destination_id}"): "V",
+    ("PATCH", "/api/v1/backups/destinations/{destination_id}"): "A",
+    ("DELETE", "/api/v1/backups/destinations/{destination_id}"): "A",
+    ("POST", "/api/v1/backups/destinations/{destination_id}/test"): "A",
+    ("POST", "/api/v1/deployments/{deployment_id}/backup"): "O",
+    ("GET", "/api/v1/deployments/{deployment_id}/snapshots"): "V",
+    ("POST", "/api/v1/snapshots/{snapshot_id}/restore"): "O",
 }
 
 # Operations no request reaches today, with the reason: any answer but 403-for-allowed is
