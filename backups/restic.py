@@ -488,7 +488,8 @@ _PATTERNS = (
     (
         "auth",
         r"InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|Access Denied|"
-        r"access key id you provided does not exist|403 Forbidden|invalid credentials",
+        r"access key id you provided does not exist|403 Forbidden|invalid credentials|"
+        r"signature we calculated does not match",
         "The storage refused the access key or secret key. Check both on the destination "
         "and press Test.",
     ),

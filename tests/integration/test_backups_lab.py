@@ -1,0 +1,147 @@
+"""Backups on the lab: restic (the lab's stand-in, Debian's 0.14, under the pinned official
+name) in a container on the app's device, to the lab's S3 server (rclone serve s3).
+
+1. An S3 destination from the lab's endpoint and keys; its Test passes from a device.
+2. Vaultwarden (the lab's stand-in app) deployed on lab-server-1; a marker file with its
+   own owner and mode written into its data volume.
+3. Back up now: a snapshot row with sizes; restic's repository is in the bucket.
+4. The marker deleted; restore in place: the app stopped, the volume restored, the app
+   started and healthy; the marker back with the same content, owner and mode.
+5. A second destination with a wrong secret key: its Test fails in plain words; a backup
+   now fails naming the key, and leaves no snapshot of that run (not even on the good
+   destination).
+Everything the test made (app, buckets) is removed at the end.
+"""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+
+import pytest
+
+from backups import services
+from backups.models import Snapshot
+from homelab.core.models import JobStatus, JobStep
+from marketplace import services as app_services
+from marketplace.models import DeploymentStatus
+from marketplace.recipes import load_catalog
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+DEVICE = "lab-server-1"
+
+
+@pytest.fixture(scope="module")
+def standin_images(lab):
+    from tests.lab.images import build_and_push_recipe_images
+
+    return build_and_push_recipe_images(lab, load_catalog([]), verbose=False)
+
+
+@pytest.fixture
+def buckets(lab):
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"t-{pysecrets.token_hex(4)}"
+        lab.s3.make_bucket(name)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        lab.s3.remove_bucket(name)
+
+
+def _destination(lab, bucket: str, *, name: str, secret: str | None = None):
+    return services.destination_create(
+        data={
+            "name": name,
+            "kind": "s3",
+            "endpoint": lab.s3.endpoint,
+            "bucket": bucket,
+            "region": lab.s3.region,
+            "access_key": lab.s3.access_key,
+            "secret_key": secret or lab.s3.secret_key,
+        }
+    )
+
+
+def _steps(job) -> str:
+    return "\n".join(
+        f"{s.name}: {s.status} {s.message}" for s in JobStep.objects.filter(job_id=job.pk)
+    )
+
+
+def _container(lab, project: str) -> str:
+    label = f"label=com.docker.compose.project={project}"
+    return lab.exec(DEVICE, ["docker", "ps", "-q", "--filter", label]).stdout.split()[0]
+
+
+def _sh(lab, container: str, script: str) -> str:
+    done = lab.exec(DEVICE, ["docker", "exec", container, "sh", "-c", script])
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_backup_restore_in_place_and_a_wrong_secret(lab, lab_devices, standin_images, buckets):
+    good = _destination(lab, buckets(), name="Lab S3")
+    tested = services.destination_test(destination=good, device=lab_devices[DEVICE])
+    assert tested["ok"], tested
+    assert lab.s3.secret_key not in tested["message"]
+
+    port = 20000 + pysecrets.randbelow(20000)
+    deployment = app_services.deployment_create(
+        slug="vaultwarden",
+        instance=f"b{pysecrets.token_hex(3)}",
+        device_id=lab_devices[DEVICE].pk,
+        config={"ports": {"web": port}},
+        sync=True,
+    )
+    try:
+        assert deployment.status == DeploymentStatus.RUNNING, deployment.error
+        container = _container(lab, deployment.project)
+        _sh(
+            lab,
+            container,
+            "printf 'marker 42\\n' > /data/marker.txt && chown 1234:2345 /data/marker.txt "
+            "&& chmod 640 /data/marker.txt",
+        )
+
+        # back up now
+        job = services.deployment_backup(deployment=deployment, sync=True)
+        assert job.status == JobStatus.SUCCEEDED, f"{job.error}\n{_steps(job)}"
+        snapshot = Snapshot.objects.get(deployment=deployment)
+        assert snapshot.kind == "volumes" and len(snapshot.restic_id) == 64
+        assert snapshot.total_bytes > 0 and snapshot.files >= 2
+        assert snapshot.volumes == [f"{deployment.project}_data"]
+        assert (
+            lab.s3.secret_key not in job.output and snapshot.repository.password not in job.output
+        )
+
+        # lose the marker, restore in place
+        _sh(lab, container, "rm /data/marker.txt")
+        job = services.snapshot_restore(snapshot=snapshot, sync=True)
+        assert job.status == JobStatus.SUCCEEDED, f"{job.error}\n{_steps(job)}"
+        names = [s.name for s in JobStep.objects.filter(job_id=job.pk)]
+        assert names == [
+            "check the snapshot", "stop the app", "restore the volumes", "start the app",
+            "health check",
+        ]  # fmt: skip
+        container = _container(lab, deployment.project)
+        assert _sh(lab, container, "cat /data/marker.txt") == "marker 42"
+        assert _sh(lab, container, "stat -c '%u:%g %a' /data/marker.txt") == "1234:2345 640"
+
+        # a destination with a wrong secret: a clear error, no snapshot of that run
+        bad = _destination(lab, buckets(), name="Wrong key", secret="not-the-secret-key")
+        tested = services.destination_test(destination=bad, device=lab_devices[DEVICE])
+        assert not tested["ok"]
+        assert "refused the access key or secret key" in tested["message"], tested
+        job = services.deployment_backup(deployment=deployment, sync=True)
+        assert job.status == JobStatus.FAILED
+        assert "refused the access key or secret key" in job.error, f"{job.error}\n{_steps(job)}"
+        assert "not-the-secret-key" not in job.error + job.output
+        assert list(Snapshot.objects.filter(deployment=deployment)) == [snapshot]
+        assert not Snapshot.objects.filter(job_id=job.pk).exists()
+    finally:
+        app_services.deployment_remove(deployment=deployment, delete_data=True, sync=True)
