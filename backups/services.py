@@ -643,7 +643,13 @@ def _forget_and_prune(runner, repo, deployment, host, policy) -> str:
     _check(restic.classify(code, err, what="Forgetting old snapshots"))
     _kept, removed = restic.parse_forget(out)
     if removed:
-        Snapshot.objects.filter(repository=repo, restic_id__in=removed).delete()
+        # restic 0.14 names a new snapshot by its short id, forget by the full one
+        gone = [
+            row.pk
+            for row in Snapshot.objects.filter(repository=repo)
+            if any(full.startswith(row.restic_id) for full in removed)
+        ]
+        Snapshot.objects.filter(pk__in=gone).delete()
         code, _out, err = runner.run(restic.prune_args(), timeout=BACKUP_TIMEOUT)
         _check(restic.classify(code, err, what="Pruning the repository"))
     return (
@@ -688,7 +694,11 @@ def restore_run(*, job, deployment: Deployment, snapshot: Snapshot) -> dict:
             )
             _check(restic.classify(code, err, what="Listing the snapshots"))
             ids = {s.id for s in restic.parse_snapshots(out)}
-            missing = [s.restic_id[:8] for s in [snapshot, *parts] if s.restic_id not in ids]
+            missing = [
+                s.restic_id[:8]
+                for s in [snapshot, *parts]
+                if not any(full.startswith(s.restic_id) for full in ids)
+            ]
             if missing:
                 raise JobFailed(
                     f"The snapshot {', '.join(missing)} is no longer in the repository on "

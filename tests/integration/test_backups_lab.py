@@ -112,7 +112,7 @@ def test_backup_restore_in_place_and_a_wrong_secret(lab, lab_devices, standin_im
         job = services.deployment_backup(deployment=deployment, sync=True)
         assert job.status == JobStatus.SUCCEEDED, f"{job.error}\n{_steps(job)}"
         snapshot = Snapshot.objects.get(deployment=deployment)
-        assert snapshot.kind == "volumes" and len(snapshot.restic_id) == 64
+        assert snapshot.kind == "volumes" and len(snapshot.restic_id) >= 8  # 0.14: short id
         assert snapshot.total_bytes > 0 and snapshot.files >= 2
         assert snapshot.volumes == [f"{deployment.project}_data"]
         assert (

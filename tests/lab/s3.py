@@ -92,7 +92,8 @@ class S3Server:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.dir),
-            "RCLONE_AUTH_KEY": f"{self.access_key},{self.secret_key}",
+            # one CSV field: the pair's comma must not split it
+            "RCLONE_AUTH_KEY": f'"{self.access_key},{self.secret_key}"',
             "RCLONE_CONFIG": str(self.dir / "rclone.conf"),
         }
         with open(self.logfile, "ab") as log:
