@@ -39,8 +39,9 @@ from django.utils import timezone
 
 from backups import restic
 from backups.models import Destination, Policy, Repository, Snapshot
-from devices.compose import DeviceShell
+from devices.compose import DeviceShell, StepFailed
 from devices.models import Device
+from devices.ssh import SSHError
 from homelab.core.errors import HomelabError
 from homelab.core.jobs import JobFailed, Target
 from homelab.core.secrets import generate_secret
@@ -195,8 +196,13 @@ def destination_test(*, destination: Destination, device: Device | None = None) 
         if verdict.ok:
             code, _out, err = runner.run(restic.snapshots_args(), timeout=COMMAND_TIMEOUT)
             verdict = restic.classify(code, err, what="Reading the test repository")
-    except HomelabError as exc:
-        verdict = restic.Verdict("failed", "unreachable", exc.message)
+    except (HomelabError, SSHError, StepFailed) as exc:
+        verdict = restic.Verdict(
+            "failed",
+            "device",
+            f"The test could not run on {device.name}: {exc}. Check that the device is "
+            "online, then press Test again.",
+        )
     ok = verdict.ok
     message = (
         f"{destination.name} works: restic on {device.name} wrote, read and listed a test "
