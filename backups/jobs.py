@@ -32,7 +32,7 @@ def _free_lease(job: Job) -> bool:
 
 
 class _BackupJob(JobRunner):
-    timeout_seconds = 3 * 3600 + 300
+    timeout_seconds = 3600  # under Q_CLUSTER's retry (3700 s), like the longest deploy
 
     def __init__(self, job: Job):
         super().__init__(job)
