@@ -43,7 +43,7 @@ from devices.compose import DeviceShell, StepFailed
 from devices.models import Device
 from devices.ssh import SSHError
 from homelab.core.errors import HomelabError
-from homelab.core.jobs import JobFailed, Target
+from homelab.core.jobs import JobCancelled, JobFailed, Target
 from homelab.core.secrets import generate_secret
 from homelab.core.services import job_enqueue
 from marketplace.models import Deployment, DeploymentStatus
@@ -466,15 +466,20 @@ def _check(verdict: restic.Verdict) -> None:
 
 
 def backup_run(*, job, deployment: Deployment) -> dict:
-    """The device work of `backup.run` (see the module docstring)."""
+    """The device work of `backup.run` (see the module docstring).
+
+    Each destination stands alone: one that fails (wrong keys, a failed dump) has what
+    this run stored there forgotten at once and is named in the job's error, while the
+    others keep their new snapshot and get their retention. Retention (forget + prune)
+    runs only after a whole, successful backup of that repository."""
     destinations = list(Destination.objects.filter(kind=Destination.Kind.S3))
     if not destinations:
         raise JobFailed("There is no S3 destination to back up to; add one and try again.")
     job.secrets.extend(secret_values_for(deployment))
     policy = policy_for(deployment)
     warnings: list[str] = []
+    failures: list[str] = []
     made: list[Snapshot] = []
-    runs: list[_Made] = []
     with _lease(job, deployment):
         shell = _shell(job, deployment)
         with job.step("find the app's data") as step:
@@ -499,52 +504,86 @@ def backup_run(*, job, deployment: Deployment) -> dict:
         for destination in destinations:
             job.check_cancelled()
             repo = repository_for(deployment, destination)
-            runner = ResticOnDevice(shell, access_for(repo))
-            with job.step(f"open the repository on {destination.name}") as step:
-                version = runner.version()
-                _check(runner.ensure_repository())
-                if not repo.initialized:
-                    Repository.objects.filter(pk=repo.pk).update(initialized=True)
-                step.message = f"restic {version}; {repo.path}"
-            stored = _Made(runner, [])
-            runs.append(stored)
-            job.on_undo(
-                f"forget this run's snapshots on {destination.name}",
-                lambda s=stored: _forget_ids(s),
-            )
-            group = None
-            if volumes:
-                with job.step(f"back up volumes to {destination.name}") as step:
-                    group, warning = _backup_volumes(
-                        job, runner, repo, deployment, host, volumes, stored
-                    )
-                    made.append(group)
-                    step.message = (
-                        f"snapshot {group.restic_id[:8]}: {group.files} files, "
-                        f"{group.total_bytes} bytes, {group.added_bytes} bytes new"
-                    )
-                    if warning:
-                        warnings.append(warning)
-                        step.message += f" (warning: {warning})"
-            for pooled in databases:
-                job.check_cancelled()
-                with job.step(f"dump {pooled.database_name} to {destination.name}") as step:
-                    row = _backup_database(
-                        job, runner, repo, deployment, host, pooled, group, stored
-                    )
-                    made.append(row)
-                    group = group or row
-                    step.message = f"snapshot {row.restic_id[:8]}: {row.total_bytes} bytes"
-            with job.step(f"forget and prune on {destination.name}") as step:
-                step.message = _forget_and_prune(runner, repo, deployment, host, policy)
-    if warnings:
-        for stored in runs:  # an incomplete snapshot is kept (marked so), not forgotten
-            stored.ids.clear()
+            stored = _Made(ResticOnDevice(shell, access_for(repo)), [])
+            try:
+                rows, warning = _backup_to(
+                    job, stored, repo, deployment, host, volumes, databases, policy
+                )
+            except JobCancelled:
+                _forget_now(job, stored, destination)
+                raise
+            except Exception as exc:
+                failures.append(f"{destination.name}: {job.describe_error(exc)}")
+                _forget_now(job, stored, destination)
+                continue
+            made += rows
+            if warning:
+                warnings.append(f"{destination.name}: {warning}")
+    if failures:
+        kept = sorted({s.destination.name for s in made})
+        raise JobFailed(
+            "The backup failed on "
+            + " ".join(failures)
+            + (f" (it did succeed on {', '.join(kept)})" if kept else "")
+        )
+    if warnings:  # an incomplete snapshot is kept, marked so; the job says it is not whole
         raise JobFailed("The backup was stored, but it is not whole: " + " ".join(warnings))
-    return {
-        "snapshots": [s.pk for s in made],
-        "destinations": [d.pk for d in destinations],
-    }
+    return {"snapshots": [s.pk for s in made], "destinations": [d.pk for d in destinations]}
+
+
+def _backup_to(job, stored, repo, deployment, host, volumes, databases, policy):
+    """Volumes, then each database, into one repository; its retention when all went well.
+    Returns (Snapshot rows, warning)."""
+    destination = repo.destination
+    runner = stored.runner
+    rows: list[Snapshot] = []
+    warning = ""
+    with job.step(f"open the repository on {destination.name}") as step:
+        version = runner.version()
+        _check(runner.ensure_repository())
+        if not repo.initialized:
+            Repository.objects.filter(pk=repo.pk).update(initialized=True)
+        step.message = f"restic {version}; {repo.path}"
+    group = None
+    if volumes:
+        with job.step(f"back up volumes to {destination.name}") as step:
+            group, warning = _backup_volumes(job, runner, repo, deployment, host, volumes, stored)
+            rows.append(group)
+            step.message = (
+                f"snapshot {group.restic_id[:8]}: {group.files} files, "
+                f"{group.total_bytes} bytes, {group.added_bytes} bytes new"
+            )
+            if warning:
+                step.message += f" (warning: {warning})"
+    for pooled in databases:
+        job.check_cancelled()
+        with job.step(f"dump {pooled.database_name} to {destination.name}") as step:
+            row = _backup_database(job, runner, repo, deployment, host, pooled, group, stored)
+            rows.append(row)
+            group = group or row
+            step.message = f"snapshot {row.restic_id[:8]}: {row.total_bytes} bytes"
+    if warning:
+        job.skip(
+            f"forget and prune on {destination.name}",
+            "Skipped: this snapshot is not whole, so no older snapshot is given up for it.",
+        )
+    else:
+        with job.step(f"forget and prune on {destination.name}") as step:
+            step.message = _forget_and_prune(runner, repo, deployment, host, policy)
+    return rows, warning
+
+
+def _forget_now(job, stored: _Made, destination: Destination) -> None:
+    """Forget what this run stored in a repository whose backup failed (a step)."""
+    if not stored.ids:
+        return
+    try:
+        with job.step(f"forget this run's snapshots on {destination.name}") as step:
+            step.message = _forget_ids(stored)
+    except Exception:  # recorded on its step; the rows go anyway: they are not trusted
+        Snapshot.objects.filter(
+            repository__destination=destination, restic_id__in=stored.ids
+        ).delete()
 
 
 def _backup_volumes(job, runner, repo, deployment, host, volumes, stored):

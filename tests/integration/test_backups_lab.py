@@ -8,8 +8,8 @@ name) in a container on the app's device, to the lab's S3 server (rclone serve s
 4. The marker deleted; restore in place: the app stopped, the volume restored, the app
    started and healthy; the marker back with the same content, owner and mode.
 5. A second destination with a wrong secret key: its Test fails in plain words; a backup
-   now fails naming the key, and leaves no snapshot of that run (not even on the good
-   destination).
+   now fails naming that destination and the key, with no snapshot there, while the good
+   destination keeps its new snapshot.
 Everything the test made (app, buckets) is removed at the end.
 """
 
@@ -141,7 +141,9 @@ def test_backup_restore_in_place_and_a_wrong_secret(lab, lab_devices, standin_im
         assert job.status == JobStatus.FAILED
         assert "refused the access key or secret key" in job.error, f"{job.error}\n{_steps(job)}"
         assert "not-the-secret-key" not in job.error + job.output
-        assert list(Snapshot.objects.filter(deployment=deployment)) == [snapshot]
-        assert not Snapshot.objects.filter(job_id=job.pk).exists()
+        assert "Wrong key" in job.error and "it did succeed on Lab S3" in job.error
+        assert not Snapshot.objects.filter(destination=bad).exists()
+        # the good destination got its new snapshot (and retention kept one per day)
+        assert Snapshot.objects.filter(destination=good, job_id=job.pk).count() == 1
     finally:
         app_services.deployment_remove(deployment=deployment, delete_data=True, sync=True)
