@@ -147,3 +147,69 @@ def test_backup_restore_in_place_and_a_wrong_secret(lab, lab_devices, standin_im
         assert Snapshot.objects.filter(destination=good, job_id=job.pk).count() == 1
     finally:
         app_services.deployment_remove(deployment=deployment, delete_data=True, sync=True)
+
+
+def test_a_pooled_postgres_app_dump_restore_and_a_failed_dump(
+    lab, lab_devices, standin_images, buckets, settings
+):
+    """n8n with its database in the device's shared PostgreSQL: the dump is streamed into
+    restic beside the volumes; a row deleted after the backup is back after the restore;
+    a dump that fails (its database gone) fails the backup and leaves no snapshot."""
+    from pooling.models import PooledDatabase
+    from tests.integration.test_pooling_lab import DEVICE as POOL_DEVICE
+    from tests.integration.test_pooling_lab import deploy
+
+    tag = pysecrets.token_hex(3)
+    settings.HOMELAB_POOL_PREFIX = f"hl-pool-b{tag}"
+    settings.HOMELAB_POOL_NETWORK = f"homelab-pool-b{tag}"
+    good = _destination(lab, buckets(), name="Lab S3")
+    deployment = deploy("n8n", f"b{tag}", lab_devices[POOL_DEVICE].pk)
+    pooled = PooledDatabase.objects.get(app_id=deployment.pk, instance__engine="postgres")
+    project = f"{settings.HOMELAB_POOL_PREFIX}-postgres"
+    label = f"label=com.docker.compose.project={project}"
+    server = lab.exec(POOL_DEVICE, ["docker", "ps", "-q", "--filter", label]).stdout.split()[0]
+
+    def sql(statement: str) -> str:
+        psql = ["psql", "-U", "postgres", "-d", pooled.database_name, "-tA", "-c", statement]
+        done = lab.exec(POOL_DEVICE, ["docker", "exec", server, *psql])
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    try:
+        sql("create table backup_marker (v text); insert into backup_marker values ('m42')")
+        job = services.deployment_backup(deployment=deployment, sync=True)
+        assert job.status == JobStatus.SUCCEEDED, f"{job.error}\n{_steps(job)}"
+        rows = {s.kind: s for s in Snapshot.objects.filter(job_id=job.pk)}
+        assert set(rows) == {"volumes", "db"}
+        assert rows["db"].group_id == rows["volumes"].pk
+        assert rows["db"].database == pooled.database_name and rows["db"].total_bytes > 0
+        assert pooled.password not in job.output
+
+        sql("delete from backup_marker")
+        job = services.snapshot_restore(snapshot=rows["volumes"], sync=True)
+        assert job.status == JobStatus.SUCCEEDED, f"{job.error}\n{_steps(job)}"
+        assert sql("select v from backup_marker") == "m42"
+
+        # a dump that fails: the app's database is not there under its name any more
+        PooledDatabase.objects.filter(pk=pooled.pk).update(database_name="gone_db")
+        before = Snapshot.objects.filter(destination=good).count()
+        job = services.deployment_backup(deployment=deployment, sync=True)
+        assert job.status == JobStatus.FAILED
+        assert "Dumping gone_db failed" in job.error, f"{job.error}\n{_steps(job)}"
+        assert not Snapshot.objects.filter(job_id=job.pk).exists()
+        assert Snapshot.objects.filter(destination=good).count() == before
+    finally:
+        PooledDatabase.objects.filter(pk=pooled.pk).update(database_name=pooled.database_name)
+        app_services.deployment_remove(deployment=deployment, delete_data=True, sync=True)
+        for engine in ("postgres", "redis"):
+            label = f"label=com.docker.compose.project={settings.HOMELAB_POOL_PREFIX}-{engine}"
+            ids = lab.exec(POOL_DEVICE, ["docker", "ps", "-aq", "--filter", label]).stdout.split()
+            if ids:
+                lab.exec(POOL_DEVICE, ["docker", "rm", "-f", "-v", *ids])
+            vols = lab.exec(
+                POOL_DEVICE, ["docker", "volume", "ls", "-q", "--filter", label]
+            ).stdout.split()
+            if vols:
+                lab.exec(POOL_DEVICE, ["docker", "volume", "rm", *vols])
+            folder = f"/opt/homelab/apps/{settings.HOMELAB_POOL_PREFIX}-{engine}"
+            lab.exec(POOL_DEVICE, ["rm", "-rf", folder])
