@@ -91,6 +91,9 @@ PAGES: dict[str, dict[str, Role]] = {
     "shared_instance_remove": page(ADMIN, ADMIN),
     # where to run apps: everyone compares; recording a choice is an Operator's
     "placement_index": page(VIEWER),
+    # backups: everyone sees; Operators back up now
+    "backups_index": page(VIEWER),
+    "backup_now": {"POST": OPERATOR},
     "placement_app": page(VIEWER, OPERATOR),
     "placement_custom": page(VIEWER, OPERATOR),
     # activity: job statuses and step names; cancelling is an Operator's

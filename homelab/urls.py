@@ -16,6 +16,7 @@ urlpatterns = [
     path("activity/", include("homelab.core.urls")),
     path("placement/", include("scheduling.urls")),
     path("pooling/", include("pooling.urls")),
+    path("backups/", include("backups.urls")),
     path("", include("marketplace.urls")),
     path("", include("devices.urls")),
 ]

@@ -56,6 +56,8 @@ PAGE_TABLE: dict[str, dict[str, str]] = {
     "deployment_watch_settings": {"POST": "O"},
     "notifications": {"GET": "A", "POST": "A"},
     "pooling_index": {"GET": "V"},
+    "backups_index": {"GET": "V"},
+    "backup_now": {"POST": "O"},
     "shared_instance_remove": {"POST": "A"},
     "placement_index": {"GET": "V"},
     "placement_app": {"GET": "V", "POST": "O"},

@@ -127,3 +127,15 @@ def test_the_default_policy_exists():
     assert (policy.schedule, policy.keep_daily, policy.keep_weekly, policy.keep_monthly) == (
         "daily 03:00", 7, 4, 6,
     )  # fmt: skip
+
+
+def test_the_backups_page_lists_destinations_and_apps_without_secrets(cast_viewer, cast_operator):
+    Destination.objects.create(**S3)
+    _deployment()
+    page = cast_viewer.client().get("/backups/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Lab S3" in text and "Vaultwarden" in text and "no backup yet" in text
+    assert SECRET not in text and "AKIAEXAMPLE1234" not in text
+    assert "Back up now" not in text  # a Viewer only reads
+    assert "Back up now" in cast_operator.client().get("/backups/").content.decode()
