@@ -34,7 +34,9 @@ def test_a_destination_is_stored_with_encrypted_secrets_and_never_answers_them(c
     assert answer.status_code == 201, answer.content
     body = answer.json()
     assert body["has_credentials"] is True
-    assert SECRET not in answer.content.decode() and "AKIAEXAMPLE1234" not in answer.content.decode()
+    assert (
+        SECRET not in answer.content.decode() and "AKIAEXAMPLE1234" not in answer.content.decode()
+    )
     listed = cast_admin.client().get("/api/v1/backups/destinations").content.decode()
     assert SECRET not in listed
     d = Destination.objects.get(pk=body["id"])
