@@ -141,3 +141,15 @@ def test_the_backups_page_lists_destinations_and_apps_without_secrets(cast_viewe
     assert SECRET not in text and "AKIAEXAMPLE1234" not in text
     assert "Back up now" not in text  # a Viewer only reads
     assert "Back up now" in cast_operator.client().get("/backups/").content.decode()
+
+
+def test_the_commands_say_what_is_wrong():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="No installed app is called 'nothing'"):
+        call_command("backup_now", "nothing")
+    _deployment()
+    with pytest.raises(CommandError, match="no backup destination yet"):
+        call_command("backup_now", "vaultwarden-a")
+    with pytest.raises(CommandError, match="No snapshot matches"):
+        call_command("restore", "deadbeef")
