@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from backups.tasks import ensure_backup_schedule
 from devices.models import Device
 from homelab.core.services import jobs_recover_interrupted
 from devices.tasks import ensure_poll_schedule
@@ -39,3 +40,4 @@ def prepare_control_plane() -> None:
     ensure_poll_schedule()
     ensure_purge_schedule()
     ensure_health_check_schedule()
+    ensure_backup_schedule()
