@@ -248,11 +248,14 @@ def docker_run(
     stdin: bool = False,
     image: str = IMAGE,
     network: str | None = None,
+    name: str | None = None,
 ) -> list[str]:
     """`docker run --rm` of restic: volumes at /data/<volume> (read-only unless told),
     its cache volume, a memory limit, env vars by NAME only (values come from docker's
     own environment: see device_command)."""
     args = ["docker", "run", "--rm"]
+    if name:  # so that a cancel can `docker stop` it
+        args += ["--name", _full(CONTAINER_RE, name, "Container name")]
     if stdin:
         args.append("-i")
     args += ["--memory", _full(MEMORY_RE, memory, "Memory limit")]

@@ -260,6 +260,46 @@ class ResticOnDevice:
         line = self.command(args, volumes=list(volumes), read_only=read_only)
         return self.run_line(line, timeout=timeout)
 
+    def stream(
+        self, args: list[str], *, job, timeout: float, volumes=(), read_only: bool = True
+    ) -> tuple[int, str, str]:
+        """Run while following restic's --json status lines as the job's progress; a
+        cancel stops the container (restic then leaves no snapshot) and cancels the job."""
+        from backups.stream import StreamStopped, run_streaming
+        from homelab.core.models import Job
+
+        name = f"homelab-restic-job-{job.job.pk}"
+        env = {"RESTIC_PROGRESS_FPS": "0.5"}  # one status line every 2 s
+        line = self.command(
+            args, volumes=list(volumes), read_only=read_only, name=name, extra_env=env
+        )
+
+        def on_line(text: str) -> None:
+            for msg in restic.json_lines(text):
+                if msg.get("message_type") == "status":
+                    p = restic.status_progress(msg)
+                    job.progress(
+                        percent=p["percent"],
+                        bytes_done=p["bytes_done"],
+                        bytes_total=p["bytes_total"] or None,
+                    )
+
+        def should_stop() -> bool:
+            return Job.objects.filter(pk=job.job.pk, cancel_requested=True).exists()
+
+        try:
+            return run_streaming(
+                self.shell,
+                restic.device_command(line),
+                stdin=restic.env_stdin(self._env(env)),
+                timeout=timeout,
+                on_line=on_line,
+                should_stop=should_stop,
+                stop_args=["docker", "stop", name],
+            )
+        except StreamStopped:
+            raise JobCancelled from None
+
     def version(self) -> str:
         code, out, _ = self.run(restic.version_args(), timeout=COMMAND_TIMEOUT)
         found = restic.parse_version(out)
@@ -588,7 +628,7 @@ def _forget_now(job, stored: _Made, destination: Destination) -> None:
 
 def _backup_volumes(job, runner, repo, deployment, host, volumes, stored):
     args = restic.backup_args(host=host, app=deployment.slug, volumes=volumes)
-    code, out, err = runner.run(args, timeout=BACKUP_TIMEOUT, volumes=volumes)
+    code, out, err = runner.stream(args, job=job, timeout=BACKUP_TIMEOUT, volumes=volumes)
     outcome = restic.parse_backup(out, err)
     if outcome.snapshot_id:
         stored.ids.append(outcome.snapshot_id)
@@ -764,8 +804,9 @@ def restore_run(*, job, deployment: Deployment, snapshot: Snapshot) -> dict:
             step.message = "containers stopped"
         if volumes:
             with job.step("restore the volumes") as step:
-                code, _out, err = runner.run(
+                code, _out, err = runner.stream(
                     restic.restore_args(snapshot.restic_id, volumes),
+                    job=job,
                     timeout=BACKUP_TIMEOUT,
                     volumes=volumes,
                     read_only=False,

@@ -111,6 +111,7 @@ def test_backup_restore_in_place_and_a_wrong_secret(lab, lab_devices, standin_im
         # back up now
         job = services.deployment_backup(deployment=deployment, sync=True)
         assert job.status == JobStatus.SUCCEEDED, f"{job.error}\n{_steps(job)}"
+        assert job.percent == 100.0 and job.bytes_total  # restic's status, followed live
         snapshot = Snapshot.objects.get(deployment=deployment)
         assert snapshot.kind == "volumes" and len(snapshot.restic_id) >= 8  # 0.14: short id
         assert snapshot.total_bytes > 0 and snapshot.files >= 2
@@ -118,6 +119,11 @@ def test_backup_restore_in_place_and_a_wrong_secret(lab, lab_devices, standin_im
         assert (
             lab.s3.secret_key not in job.output and snapshot.repository.password not in job.output
         )
+        # "What I did" shows the restic commands, with the secrets' names only
+        done = " ".join(c.command + c.output for c in deployment.commands.all())
+        assert "--cache-dir /cache backup --json" in done
+        assert "-e RESTIC_PASSWORD" in done and "-e AWS_SECRET_ACCESS_KEY" in done
+        assert lab.s3.secret_key not in done and snapshot.repository.password not in done
 
         # lose the marker, restore in place
         _sh(lab, container, "rm /data/marker.txt")
