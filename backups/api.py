@@ -40,6 +40,7 @@ class DestinationIn(Schema):
     username: str | None = None
     password: str | None = None
     path: str | None = None
+    upload_limit_kib: int | None = None
 
 
 class DestinationPatch(Schema):
@@ -55,6 +56,7 @@ class DestinationPatch(Schema):
     username: str | None = None
     password: str | None = None
     path: str | None = None
+    upload_limit_kib: int | None = None
 
 
 class DestinationOut(Schema):
@@ -69,6 +71,7 @@ class DestinationOut(Schema):
     port: int
     username: str
     path: str
+    upload_limit_kib: int | None
     has_credentials: bool
     last_test_at: datetime | None
     last_test_ok: bool | None
@@ -117,6 +120,7 @@ def _out(d: Destination) -> dict:
         "port": d.port,
         "username": d.username,
         "path": d.path,
+        "upload_limit_kib": d.upload_limit_kib,
         "has_credentials": bool(d.secret_values()),
         "last_test_at": d.last_test_at,
         "last_test_ok": d.last_test_ok,

@@ -57,6 +57,10 @@ class Destination(models.Model):
     username = models.CharField(max_length=32, blank=True, validators=[username_validator])
     path = models.CharField(max_length=200, blank=True, validators=[path_validator])
     password = EncryptedTextField(blank=True, editable=False)
+    # restic --limit-upload (KiB/s) for every device sending here; None: no limit
+    upload_limit_kib = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(10_000_000)]
+    )
     # the last test
     last_test_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)

@@ -104,8 +104,11 @@ def host_for(device_id: int, project: str) -> str:
 
 
 # --------------------------------------------------------------------------- commands
-def global_flags() -> list[str]:
-    return ["--cache-dir", CACHE_PATH]
+def global_flags(upload_limit_kib: int | None = None) -> list[str]:
+    flags = ["--cache-dir", CACHE_PATH]
+    if upload_limit_kib:
+        flags += ["--limit-upload", str(int(upload_limit_kib))]  # KiB/s, 0.14 and 0.17
+    return flags
 
 
 def init_args() -> list[str]:
@@ -249,6 +252,7 @@ def docker_run(
     image: str = IMAGE,
     network: str | None = None,
     name: str | None = None,
+    upload_limit_kib: int | None = None,
 ) -> list[str]:
     """`docker run --rm` of restic: volumes at /data/<volume> (read-only unless told),
     its cache volume, a memory limit, env vars by NAME only (values come from docker's
@@ -266,8 +270,8 @@ def docker_run(
     for v in volumes:
         target = f"{DATA_ROOT}/{_full(VOLUME_RE, v, 'Volume')}"
         args += ["-v", f"{v}:{target}" + (":ro" if read_only else "")]
-    args += ["-v", f"{CACHE_VOLUME}:{CACHE_PATH}", image, *global_flags(), *restic_args]
-    return args
+    args += ["-v", f"{CACHE_VOLUME}:{CACHE_PATH}", image, *global_flags(upload_limit_kib)]
+    return args + restic_args
 
 
 # The one script every restic command runs in: `NAME=value` lines from stdin up to a

@@ -68,7 +68,7 @@ class BackupError(HomelabError):
 # ----------------------------------------------------------------------- destinations
 S3_FIELDS = ("endpoint", "bucket", "region", "prefix")
 SFTP_FIELDS = ("address", "port", "username", "path")
-PUBLIC_FIELDS = ("name", "kind", *S3_FIELDS, *SFTP_FIELDS)
+PUBLIC_FIELDS = ("name", "kind", *S3_FIELDS, *SFTP_FIELDS, "upload_limit_kib")
 SECRET_FIELDS = {"s3": ("access_key", "secret_key"), "sftp": ("password",)}
 
 
@@ -231,10 +231,18 @@ def _test_password(destination: Destination) -> str:
 class ResticOnDevice:
     """restic in a container on one device, for one repository."""
 
-    def __init__(self, shell, access: restic.Access, *, memory: str = restic.DEFAULT_MEMORY):
+    def __init__(
+        self,
+        shell,
+        access: restic.Access,
+        *,
+        memory: str = restic.DEFAULT_MEMORY,
+        upload_limit_kib: int | None = None,
+    ):
         self.shell = shell
         self.access = access
         self.memory = memory
+        self.upload_limit_kib = upload_limit_kib
         for value in access.secrets():
             if value not in shell.secrets:
                 shell.secrets.append(value)
@@ -245,7 +253,14 @@ class ResticOnDevice:
     def command(self, args: list[str], **kw) -> str:
         env_names = list(self._env(kw.pop("extra_env", None)).keys())
         return shlex.join(
-            restic.docker_run(args, env_names=env_names, memory=self.memory, network="host", **kw)
+            restic.docker_run(
+                args,
+                env_names=env_names,
+                memory=self.memory,
+                network="host",
+                upload_limit_kib=self.upload_limit_kib,
+                **kw,
+            )
         )
 
     def run_line(
@@ -346,6 +361,12 @@ def repository_for(deployment: Deployment, destination: Destination) -> Reposito
 
 def access_for(repo: Repository) -> restic.Access:
     return _access(repo.destination, repo.path, repo.password)
+
+
+def runner_for(shell, repo: Repository) -> ResticOnDevice:
+    return ResticOnDevice(
+        shell, access_for(repo), upload_limit_kib=repo.destination.upload_limit_kib
+    )
 
 
 def secret_values_for(deployment: Deployment) -> list[str]:
@@ -544,7 +565,7 @@ def backup_run(*, job, deployment: Deployment) -> dict:
         for destination in destinations:
             job.check_cancelled()
             repo = repository_for(deployment, destination)
-            stored = _Made(ResticOnDevice(shell, access_for(repo)), [])
+            stored = _Made(runner_for(shell, repo), [])
             try:
                 rows, warning = _backup_to(
                     job, stored, repo, deployment, host, volumes, databases, policy
@@ -673,7 +694,12 @@ def _backup_database(job, runner, repo, deployment, host, pooled, group, stored)
     args = restic.backup_stdin_args(host=host, app=deployment.slug, database=pooled.database_name)
     env_names = list({**runner.access.environment(), **extra}.keys())
     save = restic.docker_run(
-        args, env_names=env_names, memory=runner.memory, network="host", stdin=True
+        args,
+        env_names=env_names,
+        memory=runner.memory,
+        network="host",
+        stdin=True,
+        upload_limit_kib=runner.upload_limit_kib,
     )
     line = restic.piped(dump, save)
     code, out, err = runner.run_line(line, timeout=BACKUP_TIMEOUT, extra_env=extra)
@@ -750,7 +776,7 @@ def forget_run(*, job, deployment: Deployment) -> dict:
     with _lease(job, deployment):
         shell = _shell(job, deployment)
         for repo in Repository.objects.filter(deployment=deployment, initialized=True):
-            runner = ResticOnDevice(shell, access_for(repo))
+            runner = runner_for(shell, repo)
             with job.step(f"forget and prune on {repo.destination.name}") as step:
                 step.message = _forget_and_prune(runner, repo, deployment, host, policy)
     return {}
@@ -764,13 +790,13 @@ def restore_run(*, job, deployment: Deployment, snapshot: Snapshot) -> dict:
 
     job.secrets.extend(secret_values_for(deployment))
     repo = snapshot.repository
-    runner_access = access_for(repo)
+    access_for(repo)  # an SFTP destination is refused before anything is stopped
     parts = [p for p in snapshot.parts.all() if p.kind == Snapshot.Kind.DB]
     with _lease(job, deployment):
         p = pipeline.DeploymentPipeline(deployment, recipe_for(deployment.slug))
         shell = p.shell
         shell.secrets.extend(s for s in job.secrets if s not in shell.secrets)
-        runner = ResticOnDevice(shell, runner_access)
+        runner = runner_for(shell, repo)
         volumes = [v for v in snapshot.volumes if restic.VOLUME_RE.fullmatch(v)]
         with job.step("check the snapshot") as step:
             _check(runner.ensure_repository())
@@ -848,6 +874,7 @@ def _load_dump(runner: ResticOnDevice, deployment: Deployment, part: Snapshot) -
         env_names=env_names,
         memory=runner.memory,
         network="host",
+        upload_limit_kib=runner.upload_limit_kib,
     )
     load = restic.load_command(part.engine, container, part.database)
     code, _out, err = runner.run_line(

@@ -219,3 +219,67 @@ def test_a_pooled_postgres_app_dump_restore_and_a_failed_dump(
                 lab.exec(POOL_DEVICE, ["docker", "volume", "rm", *vols])
             folder = f"/opt/homelab/apps/{settings.HOMELAB_POOL_PREFIX}-{engine}"
             lab.exec(POOL_DEVICE, ["rm", "-rf", folder])
+
+
+def test_cancelling_a_backup_stops_restic_and_keeps_no_snapshot(
+    lab, lab_devices, standin_images, buckets
+):
+    """A backup slowed by the destination's upload limit is cancelled while restic runs:
+    the restic container is stopped, the job ends cancelled, no snapshot is recorded, and
+    the app keeps running."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from homelab.core.models import Job
+    from homelab.core.services import job_cancel
+
+    destination = _destination(lab, buckets(), name="Slow S3")
+    destination.upload_limit_kib = 256
+    destination.save()
+    deployment = app_services.deployment_create(
+        slug="vaultwarden",
+        instance=f"c{pysecrets.token_hex(3)}",
+        device_id=lab_devices[DEVICE].pk,
+        config={"ports": {"web": 20000 + pysecrets.randbelow(20000)}},
+        sync=True,
+    )
+    try:
+        assert deployment.status == DeploymentStatus.RUNNING, deployment.error
+        container = _container(lab, deployment.project)
+        _sh(lab, container, "head -c 8388608 /dev/urandom > /data/big.bin")
+
+        def backup() -> None:
+            try:
+                services.deployment_backup(deployment=deployment, sync=True)
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=backup)
+        worker.start()
+        deadline = time.monotonic() + 120
+        job = None
+        while time.monotonic() < deadline:
+            job = Job.objects.filter(kind="backup.run", target_id=str(deployment.pk)).first()
+            if (
+                job
+                and JobStep.objects.filter(
+                    job_id=job.pk, name__startswith="back up volumes", status="running"
+                ).exists()
+            ):
+                break
+            time.sleep(0.5)
+        assert job is not None, "the backup job did not reach restic"
+        time.sleep(3)  # restic is uploading now
+        job_cancel(job_id=job.pk)
+        worker.join(timeout=120)
+        job.refresh_from_db()
+        assert job.status == JobStatus.CANCELLED, f"{job.error}\n{_steps(job)}"
+        assert not Snapshot.objects.filter(job_id=job.pk).exists()
+        name = f"homelab-restic-job-{job.pk}"
+        left = lab.exec(DEVICE, ["docker", "ps", "-aq", "--filter", f"name={name}"]).stdout
+        assert not left.strip()
+        assert _container(lab, deployment.project) == container  # the app still runs
+    finally:
+        app_services.deployment_remove(deployment=deployment, delete_data=True, sync=True)

@@ -240,3 +240,11 @@ def test_exit_codes_and_words(code, stderr, reason):
         assert verdict.status == "warning"  # never success
     if code not in (0, 3):
         assert verdict.status == "failed" and verdict.message.startswith("The backup failed")
+
+
+def test_an_upload_limit_is_a_global_flag_of_both_versions():
+    args = restic.docker_run(restic.prune_args(), env_names=[], upload_limit_kib=256)
+    image_at = args.index(restic.IMAGE)
+    assert args[image_at + 1 :] == ["--cache-dir", "/cache", "--limit-upload", "256", "prune"]
+    named = restic.docker_run(["prune"], env_names=[], name="homelab-restic-job-7")
+    assert named[named.index("--name") + 1] == "homelab-restic-job-7"
