@@ -8,6 +8,9 @@ DELETE /backups/destinations/{id}            refused while it holds snapshots, u
 POST   /backups/destinations/{id}/test       {"ok", "free_bytes", "message"}
 POST   /deployments/{id}/backup              a `backup.run` job -> 202 {"job_id"}
 GET    /deployments/{id}/snapshots           the app's snapshots
+GET    /backups/policies                     the default policy; PUT changes it
+GET    /deployments/{id}/backup-policy       the app's policy (its own or the default); PUT
+                                             sets its own, DELETE goes back to the default
 POST   /snapshots/{id}/restore               a `backup.restore` job -> 202 {"job_id"}
 """
 
@@ -20,7 +23,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Schema
 
 from backups import services
-from backups.models import Destination, Snapshot
+from backups.models import Destination, Policy, Snapshot
 from marketplace.models import Deployment
 
 router = Router(tags=["backups"])
@@ -205,3 +208,62 @@ def restore(request: HttpRequest, snapshot_id: int):
     """Restore the app in place from this snapshot: 202 with the `backup.restore` job."""
     snapshot = get_object_or_404(Snapshot.objects.select_related("deployment"), pk=snapshot_id)
     return 202, _job(services.snapshot_restore(snapshot=snapshot, user=request.user))
+
+
+class PolicyIn(Schema):
+    schedule: str | None = None
+    keep_daily: int | None = None
+    keep_weekly: int | None = None
+    keep_monthly: int | None = None
+    enabled: bool | None = None
+
+
+class PolicyOut(Schema):
+    schedule: str
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+    enabled: bool
+    own: bool = False  # the app's own policy (False: the default applies)
+
+
+def _policy(policy: Policy) -> dict:
+    return {
+        "schedule": policy.schedule,
+        "keep_daily": policy.keep_daily,
+        "keep_weekly": policy.keep_weekly,
+        "keep_monthly": policy.keep_monthly,
+        "enabled": policy.enabled,
+        "own": policy.deployment_id is not None,
+    }
+
+
+@router.get("/backups/policies", response=PolicyOut)
+def policy_default(request: HttpRequest):
+    """The default policy every app follows unless it has its own."""
+    return _policy(services.policy_default())
+
+
+@router.put("/backups/policies", response=PolicyOut)
+def policy_default_set(request: HttpRequest, payload: PolicyIn):
+    return _policy(services.policy_set(data=payload.dict(exclude_unset=True)))
+
+
+@router.get("/deployments/{deployment_id}/backup-policy", response=PolicyOut)
+def policy_of_app(request: HttpRequest, deployment_id: int):
+    return _policy(services.policy_for(get_object_or_404(Deployment, pk=deployment_id)))
+
+
+@router.put("/deployments/{deployment_id}/backup-policy", response=PolicyOut)
+def policy_of_app_set(request: HttpRequest, deployment_id: int, payload: PolicyIn):
+    """Give the app its own schedule, retention or on/off (the rest from the default)."""
+    deployment = get_object_or_404(Deployment, pk=deployment_id)
+    data = payload.dict(exclude_unset=True)
+    return _policy(services.policy_set(data=data, deployment=deployment))
+
+
+@router.delete("/deployments/{deployment_id}/backup-policy", response=PolicyOut)
+def policy_of_app_clear(request: HttpRequest, deployment_id: int):
+    """The app follows the default policy again."""
+    deployment = get_object_or_404(Deployment, pk=deployment_id)
+    return _policy(services.policy_clear(deployment=deployment))

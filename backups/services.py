@@ -340,6 +340,39 @@ def policy_for(deployment: Deployment) -> Policy:
     return Policy.objects.filter(deployment=deployment).first() or policy_default()
 
 
+POLICY_FIELDS = ("schedule", "keep_daily", "keep_weekly", "keep_monthly", "enabled")
+
+
+def policy_set(*, data: dict, deployment: Deployment | None = None) -> Policy:
+    """Change the default policy, or set one app's own (created from the default)."""
+    if deployment is None:
+        policy = policy_default()
+    else:
+        policy = Policy.objects.filter(deployment=deployment).first()
+        if policy is None:
+            base = policy_default()
+            policy = Policy(deployment=deployment, **{f: getattr(base, f) for f in POLICY_FIELDS})
+    for name in POLICY_FIELDS:
+        if data.get(name) is not None:
+            setattr(policy, name, data[name])
+    try:
+        policy.full_clean(exclude=["deployment"])
+        restic.Retention(policy.keep_daily, policy.keep_weekly, policy.keep_monthly)
+    except ValidationError as exc:
+        first, messages = next(iter(exc.message_dict.items()))
+        raise BackupError(f"{first}: {' '.join(messages)}", field=first, code=422) from None
+    except restic.ResticInputError as exc:
+        raise BackupError(f"keep_daily: {exc}", field="keep_daily", code=422) from None
+    policy.save()
+    return policy
+
+
+def policy_clear(*, deployment: Deployment) -> Policy:
+    """The app follows the default policy again."""
+    Policy.objects.filter(deployment=deployment).delete()
+    return policy_default()
+
+
 def retention_of(policy: Policy) -> restic.Retention:
     return restic.Retention(policy.keep_daily, policy.keep_weekly, policy.keep_monthly)
 

@@ -155,6 +155,11 @@ API: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/deployments/{deployment_id}/backup"): OPERATOR,
     ("GET", "/api/v1/deployments/{deployment_id}/snapshots"): VIEWER,
     ("POST", "/api/v1/snapshots/{snapshot_id}/restore"): OPERATOR,
+    ("GET", "/api/v1/backups/policies"): VIEWER,
+    ("PUT", "/api/v1/backups/policies"): ADMIN,
+    ("GET", "/api/v1/deployments/{deployment_id}/backup-policy"): VIEWER,
+    ("PUT", "/api/v1/deployments/{deployment_id}/backup-policy"): OPERATOR,
+    ("DELETE", "/api/v1/deployments/{deployment_id}/backup-policy"): OPERATOR,
 }
 
 # WebSocket stream -> least role (the consumers name their stream).

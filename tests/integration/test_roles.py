@@ -118,6 +118,11 @@ API_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/deployments/{deployment_id}/backup"): "O",
     ("GET", "/api/v1/deployments/{deployment_id}/snapshots"): "V",
     ("POST", "/api/v1/snapshots/{snapshot_id}/restore"): "O",
+    ("GET", "/api/v1/backups/policies"): "V",
+    ("PUT", "/api/v1/backups/policies"): "A",
+    ("GET", "/api/v1/deployments/{deployment_id}/backup-policy"): "V",
+    ("PUT", "/api/v1/deployments/{deployment_id}/backup-policy"): "O",
+    ("DELETE", "/api/v1/deployments/{deployment_id}/backup-policy"): "O",
 }
 
 # Operations no request reaches today, with the reason: any answer but 403-for-allowed is

@@ -153,3 +153,34 @@ def test_the_commands_say_what_is_wrong():
         call_command("backup_now", "vaultwarden-a")
     with pytest.raises(CommandError, match="No snapshot matches"):
         call_command("restore", "deadbeef")
+
+
+def test_policies_default_and_per_app(cast_admin, cast_operator):
+    client = cast_admin.client()
+    assert client.get("/api/v1/backups/policies").json()["schedule"] == "daily 03:00"
+    changed = client.put(
+        "/api/v1/backups/policies", json.dumps({"keep_daily": 10}), content_type="application/json"
+    )
+    assert changed.status_code == 200 and changed.json()["keep_daily"] == 10
+    deployment = _deployment()
+    url = f"/api/v1/deployments/{deployment.pk}/backup-policy"
+    own = cast_operator.client().put(
+        url, json.dumps({"schedule": "daily 04:30"}), content_type="application/json"
+    )
+    assert own.status_code == 200, own.content
+    assert own.json() == {
+        "schedule": "daily 04:30", "keep_daily": 10, "keep_weekly": 4, "keep_monthly": 6,
+        "enabled": True, "own": True,
+    }  # fmt: skip
+    bad = client.put(
+        url, json.dumps({"schedule": "weekly; rm -rf /"}), content_type="application/json"
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "schedule"
+    nothing = client.put(
+        url,
+        json.dumps({"keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0}),
+        content_type="application/json",
+    )
+    assert nothing.status_code == 422 and "keeps nothing" in nothing.json()["detail"]
+    back = cast_operator.client().delete(url)
+    assert back.json()["own"] is False and back.json()["schedule"] == "daily 03:00"
