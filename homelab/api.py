@@ -11,6 +11,7 @@ from ninja import NinjaAPI, Router, Schema
 from ninja.errors import ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
+from backups.api import router as backups_router
 from devices.api import groups_router, resources_router
 from devices.api import router as devices_router
 from homelab import __version__
@@ -94,6 +95,7 @@ api.add_router("", marketplace_router)
 api.add_router("/pooling", pooling_router)
 api.add_router("", scheduling_router)
 api.add_router("/proxy", proxy_router)
+api.add_router("", backups_router)
 
 # every operation answers to its role rule (homelab/permissions.py); keep this last
 enforce_api_roles(api)

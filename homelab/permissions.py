@@ -97,6 +97,9 @@ PAGES: dict[str, dict[str, Role]] = {
     "shared_instance_remove": page(ADMIN, ADMIN),
     # where to run apps: everyone compares; recording a choice is an Operator's
     "placement_index": page(VIEWER),
+    # backups: everyone sees; Operators back up now
+    "backups_index": page(VIEWER),
+    "backup_now": {"POST": OPERATOR},
     "placement_app": page(VIEWER, OPERATOR),
     "placement_custom": page(VIEWER, OPERATOR),
     # activity: job statuses and step names; cancelling is an Operator's
@@ -163,6 +166,21 @@ API: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/proxy/ca.pem"): VIEWER,
     ("GET", "/api/v1/proxy/names"): VIEWER,
     ("PUT", "/api/v1/proxy/names/{deployment_id}"): ADMIN,
+    # backups: Admins manage destinations; Operators back up and restore; Viewers read
+    ("GET", "/api/v1/backups/destinations"): VIEWER,
+    ("POST", "/api/v1/backups/destinations"): ADMIN,
+    ("GET", "/api/v1/backups/destinations/{destination_id}"): VIEWER,
+    ("PATCH", "/api/v1/backups/destinations/{destination_id}"): ADMIN,
+    ("DELETE", "/api/v1/backups/destinations/{destination_id}"): ADMIN,
+    ("POST", "/api/v1/backups/destinations/{destination_id}/test"): ADMIN,
+    ("POST", "/api/v1/deployments/{deployment_id}/backup"): OPERATOR,
+    ("GET", "/api/v1/deployments/{deployment_id}/snapshots"): VIEWER,
+    ("POST", "/api/v1/snapshots/{snapshot_id}/restore"): OPERATOR,
+    ("GET", "/api/v1/backups/policies"): VIEWER,
+    ("PUT", "/api/v1/backups/policies"): ADMIN,
+    ("GET", "/api/v1/deployments/{deployment_id}/backup-policy"): VIEWER,
+    ("PUT", "/api/v1/deployments/{deployment_id}/backup-policy"): OPERATOR,
+    ("DELETE", "/api/v1/deployments/{deployment_id}/backup-policy"): OPERATOR,
 }
 
 # WebSocket stream -> least role (the consumers name their stream).

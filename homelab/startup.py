@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from backups.tasks import ensure_backup_schedule
 from devices.history import ensure_history_schedule
 from devices.models import Device
 from devices.tasks import ensure_poll_schedule
@@ -41,3 +42,4 @@ def prepare_control_plane() -> None:
     ensure_purge_schedule()
     ensure_health_check_schedule()
     ensure_history_schedule()
+    ensure_backup_schedule()

@@ -80,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"Lab up in {time.monotonic() - t0:.1f} s. Network {lab.network_cidr} "
                 f"(gateway {lab.gateway}), registry mirror http://{lab.registry_address}."
             )
+            print(
+                f"S3 storage for backups: endpoint {lab.s3.endpoint}, region {lab.s3.region}, "
+                f"access key {lab.s3.access_key}, secret key {lab.s3.secret_key} "
+                "(make a bucket: any name, it is created on first use)"
+            )
             addrs = ", ".join(d.address for d in lab.devices)
             print(
                 f"Add them in the product: Devices > Add device, address {addrs}, "

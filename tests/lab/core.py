@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import build
+from . import restic as restic_image
+from .s3 import S3Server
 
 NETWORK = "homelab-lab"
 BRIDGE_NAME = "br-homelab-lab"
@@ -301,6 +303,8 @@ class Lab:
         self.gateway: str = str(net.network_address + 1)
         self.registry = Registry()
         self.registry_address: str = f"{self.gateway}:{self.registry.port}"
+        # S3-compatible storage for backups: endpoint, access_key, secret_key, region
+        self.s3 = S3Server(self.gateway)
         self._password_arg = password or os.environ.get("HOMELAB_LAB_PASSWORD")
         self.password: str = self._password_arg or self._stored_password()
         self.devices: list[LabDevice] = [self._device_for(s) for s in DEVICE_SPECS]
@@ -597,6 +601,8 @@ class Lab:
             self._ensure_network()
             self.registry.ensure()
             self._seed_registry(busybox)
+            self._seed_restic()
+            self.s3.ensure()
             for spec, dev in zip(DEVICE_SPECS, self.devices, strict=True):
                 self._ensure_device(spec, dev)
             self._wait_ready(self.devices)
@@ -638,6 +644,12 @@ class Lab:
         self.registry.push(busybox, build.BUSYBOX_NAME)
         marker.write_text(busybox + "\n")
 
+    def _seed_restic(self) -> None:
+        """The restic stand-in under the name the product pins for the official image."""
+        from backups.restic import IMAGE
+
+        restic_image.ensure_pushed(self.registry, IMAGE)
+
     def push_image(self, local_image: str, name: str) -> str:
         """Make `name` (e.g. 'vaultwarden/server:1.30') pullable inside every device."""
         self.registry.ensure()
@@ -676,6 +688,7 @@ class Lab:
                 _docker("volume", "rm", "-f", *vols)
             if _docker("network", "inspect", NETWORK, check=False).returncode == 0:
                 _docker("network", "rm", NETWORK)
+            self.s3.stop()
             self.registry.stop()
             self.extra_devices = []
 
