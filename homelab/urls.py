@@ -17,6 +17,7 @@ urlpatterns = [
     path("placement/", include("scheduling.urls")),
     path("pooling/", include("pooling.urls")),
     path("settings/app-addresses/", include("proxy.urls")),
+    path("", include("fleet.urls")),
     path("", include("marketplace.urls")),
     path("", include("devices.urls")),
 ]

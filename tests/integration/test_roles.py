@@ -64,6 +64,9 @@ PAGE_TABLE: dict[str, dict[str, str]] = {
     "job_detail": {"GET": "V"},
     "job_cancel": {"POST": "O"},
     "app_addresses": {"GET": "A", "POST": "A"},
+    "topology": {"GET": "V"},
+    "export_import": {"GET": "V", "POST": "A"},
+    "export_download": {"GET": "V"},
 }
 
 # URL namespaces not walked here, and why (each has its own test below).
@@ -113,6 +116,9 @@ API_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/proxy/ca.pem"): "V",
     ("GET", "/api/v1/proxy/names"): "V",
     ("PUT", "/api/v1/proxy/names/{deployment_id}"): "A",
+    ("GET", "/api/v1/topology"): "V",
+    ("GET", "/api/v1/export"): "V",
+    ("POST", "/api/v1/import"): "A",
 }
 
 # Operations no request reaches today, with the reason: any answer but 403-for-allowed is
