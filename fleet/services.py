@@ -179,6 +179,15 @@ class _Checked:
         self.problems.append((where, message))
 
 
+def _shown(value) -> str:
+    """A key or value of the file, safe to repeat in an answer: short, one line, and never
+    the string form of a nested structure (YAML aliases can make those enormous)."""
+    if not isinstance(value, (str, int, float, bool)) or value is None:
+        return f"a {type(value).__name__}"
+    text = re.sub(r"[^A-Za-z0-9_.@:/ -]", "?", str(value))
+    return text[:40] + ("..." if len(text) > 40 else "")
+
+
 def _model_field(checked: _Checked, model, name: str, value, where: str):
     """VALUE cleaned by MODEL's own field NAME (its validators and choices), or None."""
     try:
@@ -194,7 +203,9 @@ def _mapping(checked: _Checked, value, where: str, allowed: tuple[str, ...]) -> 
         return None
     for key in value:
         if key not in allowed:
-            checked.refuse(f"{where}.{key}", f"not a known setting (known: {', '.join(allowed)}).")
+            checked.refuse(
+                f"{where}.{_shown(key)}", f"not a known setting (known: {', '.join(allowed)})."
+            )
     return value
 
 
@@ -251,7 +262,7 @@ def _check_config(checked: _Checked, config, where: str) -> dict:
             if not isinstance(name, str) or not PORT_NAME_RE.fullmatch(name):
                 checked.refuse(
                     f"{where}.ports",
-                    f"{str(name)[:40]!r} is not a port name (letters, digits, . _ -).",
+                    f"{_shown(name)} is not a port name (letters, digits, . _ -).",
                 )
             elif (
                 not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 65535
@@ -267,7 +278,7 @@ def _check_config(checked: _Checked, config, where: str) -> dict:
             if not isinstance(name, str) or not SETTING_NAME_RE.fullmatch(name):
                 checked.refuse(
                     f"{where}.env",
-                    f"{str(name)[:40]!r} is not a setting name (letters, digits and _).",
+                    f"{_shown(name)} is not a setting name (letters, digits and _).",
                 )
             elif not isinstance(value, (str, int, float, bool)) or not SETTING_VALUE_RE.fullmatch(
                 str(value)
@@ -307,7 +318,7 @@ def _check_app(checked: _Checked, row, where: str) -> None:
                 recipe_for(clean["slug"])
             except HomelabError:
                 checked.refuse(
-                    f"{where}.slug", f"there is no app {slug!r} in this install's catalog."
+                    f"{where}.slug", f"there is no app {clean['slug']} in this install's catalog."
                 )
     instance = _text(checked, row.get("instance", "default"), f"{where}.instance")
     if instance is not None:
@@ -373,19 +384,24 @@ def homelab_check(text: str | bytes) -> _Checked:
             [("file", "is not an export file: it has no version, devices or apps.")]
         )
     version = document.get("version")
+    if "version" not in document:
+        raise ImportRefused(
+            [("version", f"is missing; an export file says version: {FORMAT_VERSION}.")]
+        )
     if version != FORMAT_VERSION or isinstance(version, bool):
+        shown = _shown(version)
         raise ImportRefused(
             [
                 (
                     "version",
-                    f"{str(version)[:20]!r} is not a version this install knows (it reads version {FORMAT_VERSION}).",
+                    f"{shown} is not a version this install knows (it reads version {FORMAT_VERSION}).",
                 )
             ]
         )
     checked = _Checked()
     for key in document:
         if key not in TOP_KEYS:
-            checked.refuse(str(key)[:40], f"not a known section (known: {', '.join(TOP_KEYS)}).")
+            checked.refuse(_shown(key), f"not a known section (known: {', '.join(TOP_KEYS)}).")
     for index, row in enumerate(_list(checked, document, "devices")):
         _check_device(checked, row, f"devices[{index}]")
     for index, row in enumerate(_list(checked, document, "apps")):
