@@ -27,7 +27,6 @@
     var cy = window.cytoscape({
       container: box,
       elements: elements,
-      wheelSensitivity: 0.3,
       minZoom: 0.2,
       maxZoom: 3,
       style: [
