@@ -1,6 +1,6 @@
 """The homelab as a whole, under /api/v1.
 
-GET  /topology   {"nodes": [{"id", "kind", "label", "status", "health", "url"}],
+GET  /topology   {"nodes": [{"id", "kind", "label", "status", "status_words", "health", "url"}],
                   "edges": [{"source", "target", "kind"}]}
 GET  /export     the homelab's definitions as one YAML file (no keys, no secrets)
 POST /import     such a file (the request body, or a form field "file"): records the
@@ -22,6 +22,7 @@ class NodeOut(Schema):
     kind: str
     label: str
     status: str
+    status_words: str
     health: str
     url: str
 

@@ -58,12 +58,15 @@ def _shared_health(status: str) -> str:
     }.get(status, "down")
 
 
-def _node(node_id: str, kind: str, label: str, status: str, health: str, url: str) -> dict:
+def _node(
+    node_id: str, kind: str, label: str, status: str, words: str, health: str, url: str
+) -> dict:
     return {
         "id": node_id,
         "kind": kind,
         "label": label,
         "status": status,
+        "status_words": words,
         "health": health,
         "url": url,
     }
@@ -90,6 +93,7 @@ def topology() -> dict:
                 "device",
                 device.name,
                 device.status,
+                device.get_status_display(),
                 _device_health(device.status),
                 reverse("device_detail", args=[device.pk]),
             )
@@ -112,6 +116,7 @@ def topology() -> dict:
                 "app",
                 label,
                 deployment.status,
+                deployment.get_status_display(),
                 _app_health(deployment.status),
                 reverse("deployment_detail", args=[deployment.pk]),
             )
@@ -133,6 +138,7 @@ def topology() -> dict:
                 "shared_db",
                 f"{instance.get_engine_display()} {instance.version_label}",
                 instance.status,
+                instance.get_status_display(),
                 _shared_health(instance.status),
                 pooling_url,
             )

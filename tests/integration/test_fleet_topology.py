@@ -30,11 +30,12 @@ def test_the_graph_links_apps_to_their_device_and_to_the_shared_database_they_us
         f"app:{kuma.pk}",
         f"shared_db:{shared.pk}",
     }
-    assert nodes[f"device:{pi.pk}"] | {} == {
+    assert nodes[f"device:{pi.pk}"] == {
         "id": f"device:{pi.pk}",
         "kind": "device",
         "label": "pi-4",
         "status": "offline",
+        "status_words": "Offline",
         "health": "down",
         "url": f"/devices/{pi.pk}/",
     }

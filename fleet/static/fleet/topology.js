@@ -85,8 +85,11 @@
       var url = event.target.data("url");
       if (url) window.location.href = url;
     });
-    cy.on("mouseover", "node", function () { box.style.cursor = "pointer"; });
-    cy.on("mouseout", "node", function () { box.style.cursor = ""; });
+    cy.on("mouseover", "node", function (event) {
+      box.style.cursor = "pointer";
+      box.title = event.target.data("label") + ": " + event.target.data("status_words");
+    });
+    cy.on("mouseout", "node", function () { box.style.cursor = ""; box.title = ""; });
     // live colours: the statuses again every 30 s (the layout stays where it is)
     var source = box.getAttribute("data-source");
     if (source && window.fetch) {
@@ -97,7 +100,7 @@
             if (!fresh) return;
             fresh.nodes.forEach(function (node) {
               var drawn = cy.getElementById(node.id);
-              if (drawn.nonempty()) drawn.data({ status: node.status, health: node.health, label: node.label });
+              if (drawn.nonempty()) drawn.data({ status: node.status, status_words: node.status_words, health: node.health, label: node.label });
             });
           })
           .catch(function () { /* the next round tries again */ });
