@@ -164,9 +164,12 @@ def topology() -> dict:
 
 
 def waiting_lists() -> tuple[list[DeviceToAdd], list[AppToDeploy]]:
-    """The imported devices not added yet and apps not deployed yet."""
-    existing = set(Device.objects.values_list("name", flat=True))
+    """The imported devices not added yet and apps not deployed yet. Each app carries
+    `device_id`: its device's id once that device is added (None until then)."""
+    existing = dict(Device.objects.values_list("name", "id"))
     devices = [d for d in DeviceToAdd.objects.all() if d.name not in existing]
     live = set(Deployment.objects.live().values_list("slug", "instance", "device__name"))
     apps = [a for a in AppToDeploy.objects.all() if (a.slug, a.instance, a.device_name) not in live]
+    for app in apps:
+        app.device_id = existing.get(app.device_name)
     return devices, apps

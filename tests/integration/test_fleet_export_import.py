@@ -299,3 +299,27 @@ def test_the_commands_export_to_a_file_and_import_it(homelab, tmp_path):
         call_command("import_homelab", str(bad))
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_homelab", str(tmp_path / "missing.yaml"))
+
+
+def test_the_page_links_each_device_to_add_and_each_app_whose_device_is_back(cast_admin):
+    text = yaml.safe_dump(_valid())
+    assert (
+        cast_admin.client()
+        .post("/api/v1/import", data=text, content_type="application/yaml")
+        .status_code
+        == 200
+    )
+    html = cast_admin.client().get(reverse("export_import")).content.decode()
+    assert f'href="{reverse("device_add")}?address=192.168.1.20&amp;port=22"' in html
+    assert "gitea</a> on pi-4, with 1 setting: waits until pi-4 is added" in html
+
+    device = make_device("pi-4", address="192.168.1.20")
+    html = cast_admin.client().get(reverse("export_import")).content.decode()
+    assert "<strong>pi-4</strong>" not in html, "an added device is no longer waiting"
+    assert (
+        f'href="{reverse("app_deploy", args=["gitea"])}?device={device.pk}">Deploy it</a>' in html
+    )
+
+    make_app(device, "gitea")
+    html = cast_admin.client().get(reverse("export_import")).content.decode()
+    assert "Nothing is waiting." in html
