@@ -14,6 +14,7 @@ from ninja.security import HttpBearer, SessionAuth
 from backups.api import router as backups_router
 from devices.api import groups_router, resources_router
 from devices.api import router as devices_router
+from fleet.api import router as fleet_router
 from homelab import __version__
 from homelab.api_docs import LocalSwagger, docs_access
 from homelab.core.api import router as jobs_router
@@ -96,6 +97,7 @@ api.add_router("/pooling", pooling_router)
 api.add_router("", scheduling_router)
 api.add_router("/proxy", proxy_router)
 api.add_router("", backups_router)
+api.add_router("", fleet_router)
 
 # every operation answers to its role rule (homelab/permissions.py); keep this last
 enforce_api_roles(api)

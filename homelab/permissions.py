@@ -108,6 +108,10 @@ PAGES: dict[str, dict[str, Role]] = {
     "job_cancel": page(OPERATOR, OPERATOR),
     # the front door's settings (domain, device, names): Admins
     "app_addresses": page(ADMIN, ADMIN),
+    # the homelab as a whole: everyone reads the map and the export; Admins import
+    "topology": page(VIEWER),
+    "export_import": page(VIEWER, ADMIN),
+    "export_download": page(VIEWER),
 }
 
 # URL namespace -> least role for every URL in it, whatever the method.
@@ -181,6 +185,10 @@ API: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/deployments/{deployment_id}/backup-policy"): VIEWER,
     ("PUT", "/api/v1/deployments/{deployment_id}/backup-policy"): OPERATOR,
     ("DELETE", "/api/v1/deployments/{deployment_id}/backup-policy"): OPERATOR,
+    # the homelab as a whole: the map and the export (no keys, no secrets); import: Admins
+    ("GET", "/api/v1/topology"): VIEWER,
+    ("GET", "/api/v1/export"): VIEWER,
+    ("POST", "/api/v1/import"): ADMIN,
 }
 
 # WebSocket stream -> least role (the consumers name their stream).

@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "pooling",
     "backups",
     "proxy",
+    "fleet",
 ]
 
 MIDDLEWARE = [

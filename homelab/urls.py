@@ -18,6 +18,7 @@ urlpatterns = [
     path("pooling/", include("pooling.urls")),
     path("settings/app-addresses/", include("proxy.urls")),
     path("backups/", include("backups.urls")),
+    path("", include("fleet.urls")),
     path("", include("marketplace.urls")),
     path("", include("devices.urls")),
 ]

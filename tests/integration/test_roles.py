@@ -64,7 +64,6 @@ PAGE_TABLE: dict[str, dict[str, str]] = {
     "shared_instance_remove": {"GET": "A", "POST": "A"},
     "backups_index": {"GET": "V"},
     "backup_now": {"POST": "O"},
-    "shared_instance_remove": {"POST": "A"},
     "placement_index": {"GET": "V"},
     "placement_app": {"GET": "V", "POST": "O"},
     "placement_custom": {"GET": "V", "POST": "O"},
@@ -72,6 +71,9 @@ PAGE_TABLE: dict[str, dict[str, str]] = {
     "job_detail": {"GET": "V"},
     "job_cancel": {"POST": "O"},
     "app_addresses": {"GET": "A", "POST": "A"},
+    "topology": {"GET": "V"},
+    "export_import": {"GET": "V", "POST": "A"},
+    "export_download": {"GET": "V"},
 }
 
 # URL namespaces not walked here, and why (each has its own test below).
@@ -142,6 +144,9 @@ API_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/deployments/{deployment_id}/backup-policy"): "V",
     ("PUT", "/api/v1/deployments/{deployment_id}/backup-policy"): "O",
     ("DELETE", "/api/v1/deployments/{deployment_id}/backup-policy"): "O",
+    ("GET", "/api/v1/topology"): "V",
+    ("GET", "/api/v1/export"): "V",
+    ("POST", "/api/v1/import"): "A",
 }
 
 # Operations no request reaches today, with the reason: any answer but 403-for-allowed is
