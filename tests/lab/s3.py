@@ -76,10 +76,39 @@ class S3Server:
             return None
         return pid if b"serve s3" in cmdline and str(self.data).encode() in cmdline else None
 
+    def _stop_other_lab_server(self) -> bool:
+        """Stop an `rclone serve s3` on our address and port started by another checkout's
+        lab; True when there was one."""
+        wanted = f"{self.address}:{self.port}".encode()
+        found = False
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if (
+                any(a.endswith(b"rclone") for a in args[:1])
+                and b"serve" in args
+                and b"s3" in args
+                and wanted in args
+            ):
+                with contextlib.suppress(OSError):
+                    os.kill(int(proc.name), signal.SIGTERM)
+                found = True
+        return found
+
     def ensure(self) -> None:
         """Start it unless it answers already (idempotent, quick)."""
         if self._our_pid() is not None and _answers(self.address, self.port):
             return
+        if _answers(self.address, self.port) and self._stop_other_lab_server():
+            # the lab S3 server of another checkout of this project (its keys are not ours):
+            # one lab session runs at a time, so this one takes the port over
+            deadline = time.monotonic() + 10
+            while _answers(self.address, self.port) and time.monotonic() < deadline:
+                time.sleep(0.2)
         if _answers(self.address, self.port):
             raise build_error(
                 f"{self.address}:{self.port} is in use by something else; free it or set "
