@@ -151,6 +151,9 @@ class Deployment(models.Model):
     # Extra settings the person typed whose name says they are secret (SMTP_PASSWORD, ...):
     # their values live here, encrypted; `config["env"]` holds MASK in their place.
     env_secrets = EncryptedTextField(default="{}", editable=False)
+    # A change of settings under way (marketplace.reconfigure): its typed secret settings,
+    # moved to env_secrets when it works, dropped when it is rolled back.
+    env_secrets_pending = EncryptedTextField(default="", blank=True, editable=False)
     # "Keep my data": what a new deployment of the same app and name on this device needs
     # to pick the data up again (deployment_create reuses the secrets, pooling these).
     data_kept = models.BooleanField(
@@ -215,9 +218,17 @@ class Deployment(models.Model):
         """{setting name: value} of the secret extra settings the person typed."""
         return _json_dict(self.env_secrets)
 
+    def pending_env_secret_values(self) -> dict[str, str] | None:
+        """The typed secret settings of a change of settings under way, or None."""
+        return _json_dict(self.env_secrets_pending) if self.env_secrets_pending else None
+
     def values_to_mask(self) -> list[str]:
         """Every secret value of this app (generated and typed), for masking output."""
-        return [*self.secret_values().values(), *self.env_secret_values().values()]
+        return [
+            *self.secret_values().values(),
+            *self.env_secret_values().values(),
+            *(self.pending_env_secret_values() or {}).values(),
+        ]
 
     def kept_database_passwords(self) -> dict[str, str]:
         """{engine: password} of the shared databases whose data was kept (see data_kept)."""

@@ -61,7 +61,7 @@ from devices.compose import (
 )
 from devices.models import Device
 from homelab.core.jobs import JobCancelled, JobRunner
-from homelab.core.masking import mask
+from homelab.core.masking import mask, mask_data
 from marketplace.compose import RenderConfig, RenderError, render_compose
 from marketplace.models import Deployment
 from marketplace.preflight import (
@@ -248,7 +248,7 @@ class DeploymentPipeline:
                 config=RenderConfig(
                     instance=self.deployment.instance,
                     ports=config.get("ports") or {},
-                    env={**(config.get("env") or {}), **self.deployment.env_secret_values()},
+                    env={**(config.get("env") or {}), **self.env_secret_values()},
                     secrets=self.secrets,
                     memory_limit_mb=config.get("memory_limit_mb"),
                 ),
@@ -259,9 +259,15 @@ class DeploymentPipeline:
         self._store_compose(dump_compose(data))
         return f"{len(self.compose_text.splitlines())} lines, {len(self.secrets)} secret(s) masked"
 
+    def env_secret_values(self) -> dict[str, str]:
+        """The typed secret settings this run renders (a change of settings: the new ones)."""
+        return self.deployment.env_secret_values()
+
     def _store_compose(self, text: str) -> None:
         self.compose_text = text
-        masked = mask(self.compose_text, [*self.deployment.values_to_mask(), *self.shell.secrets])
+        secrets = [*self.deployment.values_to_mask(), *self.shell.secrets]
+        # the data masked before it is written: YAML may quote or escape a secret's text
+        masked = mask(dump_compose(mask_data(self.compose_data, secrets)), secrets)
         type(self.deployment).objects.filter(pk=self.deployment.pk).update(
             compose_masked=masked, compose_path=self.compose_file
         )

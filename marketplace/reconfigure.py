@@ -26,11 +26,13 @@ wrong and that the previous settings are back, or, when even that failed, what t
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.utils import timezone
 
 from homelab.core.jobs import JobCancelled, JobFailed, JobRunner
+from homelab.core.masking import mask
 from homelab.core.models import Job
 from marketplace import pipeline, services
 from marketplace.models import Deployment, DeploymentStatus
@@ -51,6 +53,10 @@ class ReconfigurePipeline(pipeline.DeploymentPipeline):
         # the steps below read the settings from the deployment: the new ones, in memory
         # until they work
         deployment.config = dict(config)
+
+    def env_secret_values(self) -> dict[str, str]:
+        pending = self.deployment.pending_env_secret_values()
+        return self.deployment.env_secret_values() if pending is None else pending
 
     def steps(self) -> list[pipeline.Step]:
         pooled = (
@@ -87,6 +93,7 @@ class ReconfigurePipeline(pipeline.DeploymentPipeline):
         self.up()
         Deployment.objects.filter(pk=self.deployment.pk).update(
             config=self.previous_config,
+            env_secrets_pending="",
             url=self.previous_url,
             compose_masked=self.previous_compose_masked,
             status=DeploymentStatus.RUNNING,
@@ -112,8 +119,11 @@ class ReconfigurePipeline(pipeline.DeploymentPipeline):
 
     # -- 8.
     def finish(self) -> None:
+        pending = self.deployment.pending_env_secret_values()
         Deployment.objects.filter(pk=self.deployment.pk).update(
             config=self.deployment.config,
+            env_secrets=json.dumps(pending if pending is not None else {}),
+            env_secrets_pending="",
             status=DeploymentStatus.RUNNING,
             error="",
             updated=timezone.now(),
@@ -144,9 +154,18 @@ def reconfigure_run(*, job: JobRunner, deployment: Deployment, config: dict) -> 
         if outcome.ok:
             p.finish()
             return {"status": DeploymentStatus.RUNNING, "url": deployment.url, "config": config}
+    words = _failure_words(deployment, outcome)
+    if outcome.undo_errors:
+        # the previous settings could not be put back (the device went away): the new
+        # secret settings may be on the device, so they stay masked; the app's page says so
+        Deployment.objects.filter(pk=deployment.pk).update(
+            error=mask(words, deployment.values_to_mask()), updated=timezone.now()
+        )
+    else:
+        Deployment.objects.filter(pk=deployment.pk).update(env_secrets_pending="")
     if Job.objects.filter(pk=job.job.pk, cancel_requested=True).exists():
         raise JobCancelled  # pressed Cancel: what was done is undone (run_steps)
-    raise JobFailed(_failure_words(deployment, outcome))
+    raise JobFailed(words)
 
 
 def _failure_words(deployment: Deployment, outcome: pipeline.Outcome) -> str:

@@ -566,16 +566,23 @@ def deployment_reconfigure(
     clean = _clean_config(recipe, config, deployment.instance)
     # a secret setting sent back as it is shown (masked) keeps its stored value
     held = deployment.env_secret_values()
+    kept_back = {k for k, v in (clean.get("env") or {}).items() if v == MASK and k in held}
     if clean.get("env"):
-        clean["env"] = {
-            k: (held[k] if v == MASK and k in held else v) for k, v in clean["env"].items()
-        }
+        clean["env"] = {k: (held[k] if k in kept_back else v) for k, v in clean["env"].items()}
+    # what was marked secret stays secret, whether or not the request repeats the marks
+    marks = set(current.get("secret_env") or ()) | set(clean.get("secret_env") or ()) | kept_back
+    marks &= set(clean.get("env") or {})
+    if marks:
+        clean["secret_env"] = sorted(marks)
+    else:
+        clean.pop("secret_env", None)
     if current.get("bundled_databases"):
         clean["bundled_databases"] = True
     else:
         clean.pop("bundled_databases", None)
     if (
-        host_ports(recipe, clean) == host_ports(recipe, current)
+        not deployment.env_secrets_pending  # a change that could not be undone: allow again
+        and host_ports(recipe, clean) == host_ports(recipe, current)
         and (split_secret_env(clean)[0].get("env") or {}) == (current.get("env") or {})
         and split_secret_env(clean)[1] == held
         and clean.get("memory_limit_mb") == current.get("memory_limit_mb")
@@ -619,9 +626,12 @@ def deployment_reconfigure(
             raise DeploymentError("; ".join(problems), field="config.ports", code=409)
     # the job's parameters never hold a secret value: the typed secret settings are
     # stored encrypted now (the previous compose file, put back on failure, has its own)
+    # (the new ones wait in env_secrets_pending until the change works; see reconfigure)
     shown, env_secrets = split_secret_env(clean)
-    Deployment.objects.filter(pk=deployment.pk).update(env_secrets=json.dumps(env_secrets))
-    deployment.env_secrets = json.dumps(env_secrets)
+    Deployment.objects.filter(pk=deployment.pk).update(
+        env_secrets_pending=json.dumps(env_secrets)
+    )
+    deployment.env_secrets_pending = json.dumps(env_secrets)
     return _start_job(
         deployment, "app.reconfigure", params={"config": shown}, user=user, sync=sync
     )

@@ -15,6 +15,10 @@ class ReadOnly(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # deleting the settings would make a new CA silently: every trusting device breaks
+        return False
+
 
 @admin.register(ProxySettings)
 class ProxySettingsAdmin(ReadOnly):

@@ -8,7 +8,7 @@ keys, fast handshakes on a Raspberry Pi, accepted by every current browser and p
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,7 +28,8 @@ BACKDATE = dt.timedelta(hours=1)
 @dataclass(frozen=True)
 class KeyPair:
     certificate_pem: str
-    private_key_pem: str  # a secret: never logged, shown or answered by the API
+    # a secret: never logged, shown or answered by the API (nor in a repr)
+    private_key_pem: str = field(repr=False)
 
 
 def _now() -> dt.datetime:

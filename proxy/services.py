@@ -169,7 +169,12 @@ def app_names() -> list[AppName]:
                 ),
                 f"{label}-{deployment.pk}.{rest}",
             ]
-            hostname = next((c for c in candidates if c not in taken), candidates[-1])
+            hostname = next((c for c in candidates if c not in taken), None)
+            copy = 2
+            while hostname is None:  # all three taken (by chosen names): count on
+                candidate = f"{label}-{deployment.pk}-{copy}.{rest}"
+                hostname = candidate if candidate not in taken else None
+                copy += 1
             taken.add(hostname)
         names.append(
             AppName(

@@ -7,6 +7,20 @@ from collections.abc import Iterable
 MASK = "••••••"
 
 
+def mask_data(data, secrets: Iterable[str]):
+    """A copy of nested data (dicts, lists, strings) with each string masked: for text that
+    is written out afterwards (YAML quotes or escapes a value, so masking the written text
+    could miss a secret)."""
+    secrets = list(secrets)
+    if isinstance(data, str):
+        return mask(data, secrets)
+    if isinstance(data, dict):
+        return {mask_data(k, secrets): mask_data(v, secrets) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [mask_data(v, secrets) for v in data]
+    return data
+
+
 def mask(text: str, secrets: Iterable[str]) -> str:
     """`text` with every secret value replaced by MASK (longest first, so a secret that
     contains another is masked whole)."""

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from devices import ssh
 from devices.compose import DeviceShell, StepFailed
 from devices.models import DeviceLease
+from homelab.core.masking import MASK
 from homelab.core.models import Job, JobStep
 from homelab.core.services import job_run
 from marketplace import pipeline
@@ -372,3 +373,63 @@ def test_a_deploy_takes_a_memory_limit_and_checks_it(client, device):
     assert Deployment.objects.get(pk=fine.json()["deployment_id"]).config == {
         "memory_limit_mb": 256
     }
+
+
+# ------------------------------------------------------------------ secret settings
+# the new one must be quoted in YAML, its ' doubled: masking the written text would miss it
+TYPED_OLD, TYPED_NEW, HOOK = "old-p4ss-word", "new-p4ss: it's", "my-webhook-value-42"
+
+
+def secretive(**fields) -> Deployment:
+    return deployment(
+        config={
+            "env": {"SMTP_PASSWORD": MASK, "HOOK": MASK, "TZ": "UTC"},
+            "secret_env": ["HOOK"],
+        },
+        env_secrets=json.dumps({"SMTP_PASSWORD": TYPED_OLD, "HOOK": HOOK}),
+        **fields,
+    )
+
+
+def test_settings_sent_back_masked_keep_their_secret_values_and_marks(client, device):
+    """What the Settings form sends: the masked values and no marks; nothing leaks."""
+    d = secretive()
+    device.healthy = {8081}
+    body = patch(
+        client, d, {"ports": {"web": 8081}, "env": {"SMTP_PASSWORD": MASK, "HOOK": MASK, "TZ": "UTC"}}
+    ).json()
+    job = Job.objects.get(pk=body["job_id"])
+    for text in (json.dumps(job.params), json.dumps(body)):
+        assert HOOK not in text and TYPED_OLD not in text
+
+    job = job_run(job_id=job.pk)
+    assert job.status == "succeeded", job.error
+    written = device.files[f"{FOLDER}/compose.yaml"]
+    assert HOOK in written and TYPED_OLD in written, written  # the app gets the real values
+    d.refresh_from_db()
+    assert d.config["env"] == {"SMTP_PASSWORD": MASK, "HOOK": MASK, "TZ": "UTC"}
+    assert "HOOK" in d.config["secret_env"]  # still marked
+    assert d.env_secret_values() == {"SMTP_PASSWORD": TYPED_OLD, "HOOK": HOOK}
+    listing = client.get("/api/v1/deployments").content.decode()
+    for text in (listing, json.dumps(job.result), d.compose_masked):
+        assert HOOK not in text and TYPED_OLD not in text
+
+
+def test_a_new_secret_value_is_kept_only_when_the_change_works(client, device):
+    d = secretive(compose_masked="old")
+    device.healthy = {8080}  # the new port never answers: rolled back
+    env = {"SMTP_PASSWORD": TYPED_NEW, "HOOK": MASK, "TZ": "UTC"}
+    job = job_run(job_id=patch(client, d, {"ports": {"web": 8082}, "env": env}).json()["job_id"])
+    assert job.status == "failed"
+    d.refresh_from_db()
+    assert d.env_secret_values()["SMTP_PASSWORD"] == TYPED_OLD  # what the device runs
+    assert not d.env_secrets_pending
+    assert TYPED_NEW not in job.output + job.error + json.dumps(job.params)
+
+    device.healthy = {8082}
+    job = job_run(job_id=patch(client, d, {"ports": {"web": 8082}, "env": env}).json()["job_id"])
+    assert job.status == "succeeded", job.error
+    d.refresh_from_db()
+    assert d.env_secret_values()["SMTP_PASSWORD"] == TYPED_NEW and not d.env_secrets_pending
+    assert "new-p4ss: it''s" in device.files[f"{FOLDER}/compose.yaml"]  # quoted, ' doubled
+    assert "p4ss" not in d.compose_masked  # masked all the same

@@ -108,3 +108,8 @@ def test_the_summary_shows_no_key(authority):
     assert summary["name"] == "Homelab CA (control-plane)"
     assert len(summary["sha256"].split(":")) == 32
     assert "PRIVATE" not in repr(summary)
+
+
+def test_a_key_pair_never_shows_its_private_key_in_a_repr(authority):
+    assert "PRIVATE KEY" in authority.private_key_pem
+    assert "PRIVATE KEY" not in repr(authority) and "PRIVATE KEY" not in str(authority)
