@@ -580,11 +580,13 @@ def deployment_reconfigure(
         clean["bundled_databases"] = True
     else:
         clean.pop("bundled_databases", None)
+    # the typed secret settings apart from the rest (the job's parameters never hold them)
+    shown, env_secrets = split_secret_env(clean)
     if (
         not deployment.env_secrets_pending  # a change that could not be undone: allow again
         and host_ports(recipe, clean) == host_ports(recipe, current)
-        and (split_secret_env(clean)[0].get("env") or {}) == (current.get("env") or {})
-        and split_secret_env(clean)[1] == held
+        and (shown.get("env") or {}) == (current.get("env") or {})
+        and env_secrets == held
         and clean.get("memory_limit_mb") == current.get("memory_limit_mb")
     ):
         raise DeploymentError(
@@ -626,8 +628,7 @@ def deployment_reconfigure(
             raise DeploymentError("; ".join(problems), field="config.ports", code=409)
     # the job's parameters never hold a secret value: the typed secret settings are
     # stored encrypted now (the previous compose file, put back on failure, has its own)
-    # (the new ones wait in env_secrets_pending until the change works; see reconfigure)
-    shown, env_secrets = split_secret_env(clean)
+    # the new ones wait in env_secrets_pending until the change works (see reconfigure)
     Deployment.objects.filter(pk=deployment.pk).update(
         env_secrets_pending=json.dumps(env_secrets)
     )
