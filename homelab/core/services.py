@@ -177,7 +177,14 @@ def _pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:  # someone else's process: it exists
         return True
-    return True
+    # a killed worker stays a zombie until its parent (django-q2's sentinel, every guard
+    # cycle) reaps it: it runs nothing any more, so it is gone for us
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def jobs_recover_interrupted(*, stale_after_seconds: float = STALE_AFTER_SECONDS) -> list[Job]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -368,3 +370,33 @@ def test_start_up_marks_a_job_left_running_by_a_dead_worker_interrupted():
 
     assert Job.objects.get(pk=job.pk).status == JobStatus.INTERRUPTED
     assert Interruptible.hooked == [job.pk]
+
+
+def test_a_killed_worker_not_yet_reaped_counts_as_gone():
+    """A worker killed with SIGKILL stays a zombie until django-q2's sentinel reaps it (a
+    guard cycle later): recovery must not take it for a live worker meanwhile."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # not reaped: wait() is not called yet
+            with open(f"/proc/{child.pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        now = timezone.now()
+        zombie = Job.objects.create(
+            kind="test.interruptible",
+            status=JobStatus.RUNNING,
+            params={"project": "hl-zombie"},
+            worker_host=socket.gethostname(),
+            worker_pid=child.pid,
+            started_at=now,
+            heartbeat_at=now,
+        )
+
+        recovered = jobs_recover_interrupted()
+
+        assert [job.pk for job in recovered] == [zombie.pk]
+    finally:
+        child.wait()
