@@ -44,7 +44,8 @@ RETRY_FAILED_SECONDS = 600
 
 # -------------------------------------------------------------------------- measuring
 def shared_instance_measure(*, instance: SharedInstance, shell: Shell | None = None) -> int | None:
-    """The shared container's memory now (docker stats), stored on the instance."""
+    """The shared container's memory now (docker stats) and each database's size and open
+    connections (SQL), stored together: `measured_at` says both were read (measure_due)."""
     shell = _shell_for(instance.device, shell)
     container, state = _container(shell, instance)
     if not container or state != "running":
@@ -61,6 +62,7 @@ def shared_instance_measure(*, instance: SharedInstance, shell: Shell | None = N
             measured_memory_bytes=used, measured_at=timezone.now()
         )
         instance.measured_memory_bytes = used
+    _measure_sizes(shell, instance, container)
     return used
 
 
@@ -158,7 +160,6 @@ def shared_instances_check(
                 continue
         if restarted or measure_due(instance, measure_every):
             shared_instance_measure(instance=instance, shell=shell)
-            _measure_sizes(shell, instance, container)
     return said
 
 
