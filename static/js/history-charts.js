@@ -5,6 +5,7 @@
   "use strict";
 
   var GB = 1024 * 1024 * 1024;
+  var SPANS = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
   var charts = [];
 
   function series(points, key) {
@@ -19,7 +20,11 @@
     return Math.max(240, element.clientWidth || element.parentNode.clientWidth || 400);
   }
 
-  function draw(section, points) {
+  function draw(section, points, range) {
+    // the time axis always shows the whole range chosen (with one reading, uPlot would
+    // otherwise stretch it over years)
+    var now = Date.now() / 1000;
+    var xScale = { time: true, range: [now - (SPANS[range] || SPANS["24h"]), now] };
     charts.forEach(function (chart) { chart.destroy(); });
     charts = [];
     var times = points.map(function (point) { return Date.parse(point.time) / 1000; });
@@ -36,7 +41,7 @@
         width: width(element),
         height: 160,
         legend: { show: true },
-        scales: key === "cpu_percent" ? { y: { range: [0, 100] } } : {},
+        scales: key === "cpu_percent" ? { x: xScale, y: { range: [0, 100] } } : { x: xScale },
         series: [
           {},
           {
@@ -66,7 +71,7 @@
         if (!response.ok) throw new Error("status " + response.status);
         return response.json();
       })
-      .then(function (body) { draw(section, body.points); })
+      .then(function (body) { draw(section, body.points, range); })
       .catch(function () {
         if (note) note.textContent = "Could not load this range just now. Try again in a moment; if it keeps failing, reload the page.";
       });
@@ -76,7 +81,7 @@
     var section = document.querySelector("[data-history-charts]");
     if (!section || !window.uPlot) return;
     var initial = document.getElementById("history-points");
-    draw(section, initial ? JSON.parse(initial.textContent) : []);
+    draw(section, initial ? JSON.parse(initial.textContent) : [], section.getAttribute("data-initial-range"));
     section.addEventListener("click", function (event) {
       var button = event.target.closest("[data-range]");
       if (!button) return;
